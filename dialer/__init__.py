@@ -1,0 +1,1 @@
+"""dialer: placeholder package of the client's layout; filled by its own issue."""

@@ -1,0 +1,1 @@
+"""ivr: placeholder package of the client's layout; filled by its own issue."""

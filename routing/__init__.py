@@ -1,0 +1,1 @@
+"""routing: placeholder package of the client's layout; filled by its own issue."""

@@ -1,0 +1,1 @@
+"""screenpop: placeholder package of the client's layout; filled by its own issue."""
