@@ -1,4 +1,4 @@
-"""ctid.ami: the AMI wire format (messages, incremental parser), typed events, and the connection to Asterisk."""
+"""ctid.ami: the AMI wire format (messages, incremental parser), typed events, the connection to Asterisk."""
 
 from ctid.ami.events import AmiEvent, ChannelInfo, ChannelState, decode_event
 from ctid.ami.message import AmiMessage

@@ -344,7 +344,9 @@ def _chan_event(cls: type[ChannelEvent]) -> _Builder:
 
 
 def _status(n: str, ts: float | None, h: dict[str, str], m: AmiMessage) -> AmiEvent:
-    variables = tuple(tuple(v.split("=", 1)) for v in m.get_all("Variable") if "=" in v)
+    # Asterisk answers '(null)' for a variable that is not set
+    pairs = (v.split("=", 1) for v in m.get_all("Variable") if "=" in v)
+    variables = tuple((k, v) for k, v in pairs if v != "(null)")
     return ChannelStatus(
         n,
         ts,
@@ -353,7 +355,7 @@ def _status(n: str, ts: float | None, h: dict[str, str], m: AmiMessage) -> AmiEv
         h.get("Data", ""),
         h.get("BridgeID", h.get("BridgeId", "")),
         _int(h.get("Seconds")),
-        variables,  # type: ignore[arg-type]
+        variables,
     )
 
 
@@ -370,7 +372,9 @@ _BUILDERS: dict[str, _Builder] = {
         n, ts, _require(channel_info(h)), h.get("Application", ""), h.get("AppData", "")
     ),
     "VarSet": lambda n, ts, h, m: VarSet(n, ts, _require(channel_info(h)), h["Variable"], h.get("Value", "")),
-    "HangupRequest": lambda n, ts, h, m: HangupRequest(n, ts, _require(channel_info(h)), _int(h.get("Cause"))),
+    "HangupRequest": lambda n, ts, h, m: HangupRequest(
+        n, ts, _require(channel_info(h)), _int(h.get("Cause"))
+    ),
     "SoftHangupRequest": lambda n, ts, h, m: SoftHangupRequest(
         n, ts, _require(channel_info(h)), _int(h.get("Cause"))
     ),

@@ -1,0 +1,358 @@
+"""The connection to one Asterisk server: a panoramisk Manager with ctid's own protocol, ActionID correlation,
+list actions, reconnect with exponential backoff and jitter, and a full resync after every (re)connect."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
+
+from ctid.ami import events as ev
+from ctid.ami.message import AmiMessage
+from ctid.ami.parser import AmiParser
+from ctid.errors import AmiActionError, AmiError, AmiNotConnected, AmiTimeout
+from ctid.metrics import AMI_ACTION_SECONDS, AMI_CONNECTED, AMI_EVENTS, AMI_MALFORMED, AMI_RECONNECTS
+
+log = structlog.get_logger("ctid.ami")
+
+# variables read back from every channel at resync, so queue and customer survive a reconnect
+RESYNC_VARIABLES = "CTID_QUEUE,CTID_CUSTOMER,CTID_TIER,CTID_CAMPAIGN,CTID_CONTACT,AMDSTATUS"
+
+
+@dataclass(frozen=True, slots=True)
+class ResyncSnapshot:
+    """Asterisk's own view after a (re)connect, before live events are trusted."""
+
+    channels: list[ev.CoreShowChannel]
+    statuses: list[ev.ChannelStatus]
+    devices: list[ev.DeviceStateChange]
+    extensions: list[ev.ExtensionStatus]
+
+
+class CtidAmiProtocol(AMIProtocol):  # type: ignore[misc]
+    """panoramisk's protocol slot, filled with ctid's parser: whole UTF-8 messages, typed at the boundary."""
+
+    def __init__(self, connection: AmiConnection) -> None:
+        self.connection = connection
+        self.parser = AmiParser()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.closed = False
+
+    def data_received(self, data: bytes) -> None:
+        sink = self.connection.raw_sink
+        if sink is not None:
+            sink(data)
+        parser = self.parser
+        before = parser.malformed_lines + parser.malformed_blocks
+        messages = parser.feed(data)
+        if parser.malformed_lines + parser.malformed_blocks != before:
+            AMI_MALFORMED.labels(self.connection.name).inc(
+                parser.malformed_lines + parser.malformed_blocks - before
+            )
+        handle = self.connection.handle_message
+        for msg in messages:
+            handle(msg)
+
+    def send_message(self, msg: AmiMessage) -> None:
+        if self.transport is None or self.closed:
+            raise AmiNotConnected(self.connection.name)
+        self.transport.write(msg.to_bytes())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.closed = True
+            self.connection.session_lost(exc)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.close()
+
+
+@dataclass(slots=True)
+class _Pending:
+    future: asyncio.Future[tuple[AmiMessage, list[AmiMessage]]]
+    is_list: bool
+    action: str
+    sent_at: float
+    response: AmiMessage | None = None
+    items: list[AmiMessage] = field(default_factory=list)
+
+
+class AmiConnection(Manager):  # type: ignore[misc]
+    """One AMI session to one Asterisk server, kept up for as long as ctid runs."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        host: str,
+        port: int,
+        username: str,
+        secret: str,
+        ssl: bool = False,
+        action_timeout: float = 10.0,
+        reconnect_min: float = 0.5,
+        reconnect_max: float = 30.0,
+        ping_interval: float = 20.0,
+        on_event: Callable[[ev.AmiEvent], None] | None = None,
+        on_resync: Callable[[ResyncSnapshot], None] | None = None,
+        on_disconnect: Callable[[], None] | None = None,
+        raw_sink: Callable[[bytes], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(
+            host=host,
+            port=port,
+            ssl=ssl,
+            username=username,
+            secret=secret,
+            events="on",
+            ping_delay=ping_interval,
+            ping_interval=ping_interval,
+            reconnect_timeout=reconnect_min,
+            protocol_factory=CtidAmiProtocol,
+        )
+        self.name = name
+        self.action_timeout = action_timeout
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.on_event_cb = on_event
+        self.on_resync_cb = on_resync
+        self.on_disconnect_cb = on_disconnect
+        self.raw_sink = raw_sink
+        self.protocol: CtidAmiProtocol | None = None
+        self.logged_in = False
+        self.synced = asyncio.Event()
+        self.reconnects = 0
+        self.events_received = 0
+        self._rng = rng or random.Random()
+        self._ids = itertools.count(1)
+        self._pending: dict[str, _Pending] = {}
+        self._lost: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._event_counters: dict[str, Any] = {}
+        self._log = log.bind(server=name)
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        """Connect, and keep reconnecting until close()."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"ami-{self.name}")
+        return self._task
+
+    async def close(self) -> None:
+        self._stopping = True
+        if self.protocol is not None and self.logged_in:
+            with contextlib.suppress(AmiError):
+                await self.action("Logoff", timeout=1.0)
+        if self.protocol is not None:
+            self.protocol.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def drop(self) -> None:
+        """Cut the TCP connection as a network fault would (tests); the run loop reconnects."""
+        if self.protocol is not None and self.protocol.transport is not None:
+            self.protocol.transport.abort()
+
+    async def _run(self) -> None:
+        attempt = 0
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            try:
+                _, protocol = await asyncio.wait_for(
+                    loop.create_connection(
+                        lambda: CtidAmiProtocol(self),
+                        self.config["host"],
+                        self.config["port"],
+                        ssl=self.config["ssl"],
+                    ),
+                    timeout=self.action_timeout,
+                )
+                self.protocol = protocol
+                self._lost = loop.create_future()
+                await self._login()
+                await self._resync()
+                attempt = 0
+                self._log.info("ami_ready", reconnects=self.reconnects)
+                pinger = loop.create_task(self._ping_loop())
+                try:
+                    await self._lost
+                finally:
+                    pinger.cancel()
+            except asyncio.CancelledError:
+                raise
+            except (TimeoutError, OSError, AmiError) as exc:
+                self._log.warning("ami_connect_failed", error=str(exc) or type(exc).__name__, attempt=attempt)
+            finally:
+                self._session_closed()
+            if self._stopping:
+                break
+            delay = min(self.reconnect_max, self.reconnect_min * (2**attempt)) * self._rng.uniform(0.5, 1.5)
+            attempt = min(attempt + 1, 16)
+            self.reconnects += 1
+            AMI_RECONNECTS.labels(self.name).inc()
+            self._log.info("ami_reconnecting", delay_s=round(delay, 3))
+            await asyncio.sleep(delay)
+
+    async def _login(self) -> None:
+        resp = await self.action(
+            "Login", Username=self.config["username"], Secret=self.config["secret"], Events="on"
+        )
+        self.logged_in = True
+        AMI_CONNECTED.labels(self.name).set(1)
+        self._log.info("ami_logged_in", message=resp.get("Message"))
+
+    async def _resync(self) -> None:
+        channels = await self.list_action("CoreShowChannels")
+        statuses = await self.list_action("Status", Variables=RESYNC_VARIABLES)
+        devices = await self.list_action("DeviceStateList")
+        extensions = await self.list_action("ExtensionStateList")
+        snapshot = ResyncSnapshot(
+            channels=[e for e in map(ev.decode_event, channels) if isinstance(e, ev.CoreShowChannel)],
+            statuses=[e for e in map(ev.decode_event, statuses) if isinstance(e, ev.ChannelStatus)],
+            devices=[e for e in map(ev.decode_event, devices) if isinstance(e, ev.DeviceStateChange)],
+            extensions=[e for e in map(ev.decode_event, extensions) if isinstance(e, ev.ExtensionStatus)],
+        )
+        self._log.info("ami_resynced", channels=len(snapshot.channels), devices=len(snapshot.devices))
+        if self.on_resync_cb is not None:
+            self.on_resync_cb(snapshot)
+        self.synced.set()
+
+    async def _ping_loop(self) -> None:
+        interval = float(self.config["ping_interval"])
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.action("Ping")
+            except AmiTimeout:
+                self._log.warning("ami_ping_timeout")
+                self.drop()
+                return
+            except AmiError:
+                return
+
+    def session_lost(self, exc: Exception | None) -> None:
+        self._log.warning("ami_connection_lost", error=str(exc) if exc else None)
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
+
+    def _session_closed(self) -> None:
+        was_ready = self.logged_in
+        self.logged_in = False
+        self.synced.clear()
+        AMI_CONNECTED.labels(self.name).set(0)
+        if self.protocol is not None:
+            self.protocol.close()
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(AmiNotConnected(f"{self.name}: connection lost"))
+        self._pending.clear()
+        if was_ready and self.on_disconnect_cb is not None:
+            self.on_disconnect_cb()
+
+    # ---- actions ----------------------------------------------------------------------------------
+
+    def _send(self, action: str, headers: dict[str, Any], is_list: bool) -> _Pending:
+        if self.protocol is None or self.protocol.closed:
+            raise AmiNotConnected(self.name)
+        action_id = f"ctid-{next(self._ids)}"
+        msg = AmiMessage.build(("Action", action), {"ActionID": action_id, **headers})
+        future: asyncio.Future[tuple[AmiMessage, list[AmiMessage]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        pending = _Pending(future, is_list, action, time.perf_counter())
+        self._pending[action_id] = pending
+        self.protocol.send_message(msg)
+        return pending
+
+    async def _await(self, pending: _Pending, timeout: float | None) -> tuple[AmiMessage, list[AmiMessage]]:
+        try:
+            return await asyncio.wait_for(pending.future, timeout or self.action_timeout)
+        except TimeoutError as exc:
+            raise AmiTimeout(f"{self.name}: no answer to {pending.action}") from exc
+        finally:
+            AMI_ACTION_SECONDS.labels(self.name, pending.action).observe(
+                time.perf_counter() - pending.sent_at
+            )
+
+    async def action(self, action: str, timeout: float | None = None, **headers: Any) -> AmiMessage:
+        """Send an action and return its response; Response: Error raises AmiActionError."""
+        pending = self._send(action, headers, is_list=False)
+        response, _ = await self._await(pending, timeout)
+        if response.name == "Error":
+            raise AmiActionError(f"{action}: {response.get('Message', '')}")
+        return response
+
+    async def list_action(
+        self, action: str, timeout: float | None = None, **headers: Any
+    ) -> list[AmiMessage]:
+        """A list action's items; an Error answer (ExtensionStateList with no hints) is an empty list."""
+        pending = self._send(action, headers, is_list=True)
+        _, items = await self._await(pending, timeout)
+        return items
+
+    def send_nowait(self, action: str, **headers: Any) -> asyncio.Future[tuple[AmiMessage, list[AmiMessage]]]:
+        """Fire an action; the future resolves to (response, []) and may be ignored."""
+        return self._send(action, headers, is_list=False).future
+
+    # ---- incoming ---------------------------------------------------------------------------------
+
+    def handle_message(self, msg: AmiMessage) -> None:
+        if not msg.fields:
+            return
+        first = msg.fields[0][0]
+        if first == "Event":
+            action_id = msg.headers.get("ActionID")
+            pending = self._pending.get(action_id) if action_id is not None else None
+            if pending is not None and pending.is_list:
+                if msg.headers.get("EventList") == "Complete":
+                    self._finish(action_id, pending)  # type: ignore[arg-type]
+                else:
+                    pending.items.append(msg)
+                return
+            self.events_received += 1
+            counter = self._event_counters.get(msg.name)
+            if counter is None:
+                counter = self._event_counters[msg.name] = AMI_EVENTS.labels(self.name, msg.name)
+            counter.inc()
+            if self.on_event_cb is not None:
+                event = ev.decode_event(msg)
+                try:
+                    self.on_event_cb(event)
+                except Exception:  # one bad event never takes the connection down
+                    self._log.exception("ami_event_handler_failed", event=msg.name)
+        elif first == "Response":
+            action_id = msg.headers.get("ActionID")
+            pending = self._pending.get(action_id) if action_id is not None else None
+            if pending is None:
+                return
+            pending.response = msg
+            if not pending.is_list or msg.name == "Error" or msg.headers.get("EventList") != "start":
+                self._finish(action_id, pending)  # type: ignore[arg-type]
+
+    def _finish(self, action_id: str, pending: _Pending) -> None:
+        del self._pending[action_id]
+        if not pending.future.done():
+            response = pending.response or AmiMessage([("Response", "Success")])
+            pending.future.set_result((response, pending.items))

@@ -1,0 +1,105 @@
+"""The `ctid` command line: run, check-config, replay, demo, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ctid.config import load_config
+    from ctid.daemon import Ctid
+    from ctid.errors import ConfigError
+    from ctid.logging import configure_logging
+
+    try:
+        config = load_config(Path(args.config))
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 1
+    configure_logging(config.log.format, config.log.level)
+    daemon = Ctid(config, raw_log=Path(args.ami_log) if args.ami_log else None)
+    asyncio.run(daemon.run())
+    return 0
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from ctid.config import check_config_command
+
+    return check_config_command(args.paths)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from ctid.replay import replay_file
+
+    replayer = replay_file(Path(args.file))
+    json.dump(replayer.calls(), sys.stdout, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ctid.demo import run_demo
+
+    return asyncio.run(run_demo(Path(args.config), seed=args.seed, speed=args.speed, agents=args.agents))
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from ctid.bench import run_bench
+
+    result = run_bench(args.what, args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ctid", description="Call-center CTI and contact routing for Asterisk"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("-c", "--config", default="config/ctid.yaml")
+    run.add_argument("--ami-log", help="append the raw AMI bytes received to this file")
+    run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("check-config", help="validate configuration files")
+    check.add_argument("paths", nargs="+")
+    check.set_defaults(func=_cmd_check_config)
+
+    replay = sub.add_parser("replay", help="fold a recorded AMI stream and print the calls as JSON")
+    replay.add_argument("file")
+    replay.set_defaults(func=_cmd_replay)
+
+    demo = sub.add_parser("demo", help="run pbxsim and ctid together")
+    demo.add_argument("-c", "--config", default="config/ctid.yaml")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--speed", type=float, default=1.0, help="virtual seconds per real second")
+    demo.add_argument("--agents", type=int, default=10)
+    demo.set_defaults(func=_cmd_demo)
+
+    bench = sub.add_parser("bench", help="benchmarks, printing JSON")
+    bench.add_argument("what", choices=["ingest"])
+    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--events", type=int, default=200_000)
+    bench.add_argument("--seed", type=int, default=1)
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

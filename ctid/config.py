@@ -1,0 +1,124 @@
+"""The settings of the ctid daemon (config/ctid.yaml), their validation and `ctid check-config`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from ctid.errors import ConfigError
+from ctid.yamlconf import load_model
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Seconds = Annotated[float, Field(gt=0)]
+# Written into logs and metric labels, so kept to characters that need no quoting.
+ServerName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+Url = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://")]
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AsteriskServer(_Settings):
+    """One Asterisk server ctid holds an AMI connection to."""
+
+    name: ServerName
+    host: str = Field(min_length=1)
+    port: Port = 5038
+    username: str = Field(min_length=1)
+    secret: SecretStr = Field(min_length=1)
+    tls: bool = False
+    connect_timeout_s: Seconds = 5.0
+    action_timeout_s: Seconds = 10.0
+    reconnect_min_s: Seconds = 0.5
+    reconnect_max_s: Seconds = 30.0
+    ping_interval_s: Seconds = 20.0
+
+    @model_validator(mode="after")
+    def _backoff_bounds_ordered(self) -> Self:
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError(
+                f"reconnect_min_s ({self.reconnect_min_s:g}) is larger than reconnect_max_s "
+                f"({self.reconnect_max_s:g})"
+            )
+        return self
+
+
+class Listener(_Settings):
+    """An address ctid listens on."""
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: Port
+
+
+class AgiListener(Listener):
+    """The FastAGI server Asterisk's dialplan connects to (`AGI(agi://host:4573/...)`)."""
+
+    port: Port = 4573
+
+
+class WebListener(Listener):
+    """The HTTP server: agent desktop, wallboard, REST API and /metrics."""
+
+    port: Port = 8080
+
+
+class LogSettings(_Settings):
+    """How ctid writes its logs (see ctid.logging.configure_logging)."""
+
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class CtidConfig(_Settings):
+    """Everything in config/ctid.yaml."""
+
+    asterisk: tuple[AsteriskServer, ...]
+    agi: AgiListener = AgiListener()
+    web: WebListener = WebListener()
+    # Database and Redis URLs may carry a password, so they stay out of repr() and str().
+    database: Url = Field(default="sqlite:///ctid.db", repr=False)
+    redis: Url | None = Field(default=None, repr=False)
+    log: LogSettings = LogSettings()
+
+    @field_validator("asterisk")
+    @classmethod
+    def _servers_named_uniquely(cls, servers: tuple[AsteriskServer, ...]) -> tuple[AsteriskServer, ...]:
+        if not servers:
+            raise ValueError("list at least one Asterisk server")
+        seen: dict[str, int] = {}
+        for index, server in enumerate(servers):
+            if server.name in seen:
+                raise ValueError(
+                    f"server name '{server.name}' is used twice (asterisk[{seen[server.name]}] "
+                    f"and asterisk[{index}])"
+                )
+            seen[server.name] = index
+        return servers
+
+
+def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> CtidConfig:
+    """Read and validate a ctid.yaml; raise ConfigError listing every problem as file:line:column."""
+    return load_model(Path(path), CtidConfig, env=env)
+
+
+def check_config_command(paths: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
+    """`ctid check-config PATH...`: print `OK path` per valid file, every error to stderr; 0 if all valid."""
+    if not paths:
+        print("check-config: give at least one file to check", file=sys.stderr)
+        return 1
+    status = 0
+    for path in paths:
+        try:
+            load_config(path, env=env)
+        except ConfigError as exc:
+            for line in exc.errors:
+                print(line, file=sys.stderr)
+            status = 1
+        else:
+            print(f"OK {path}")
+    return status

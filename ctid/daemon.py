@@ -1,0 +1,195 @@
+"""The ctid daemon: AMI connections, the call-state model per server, the FastAGI server and HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+
+from ctid.ami.client import AmiConnection, ResyncSnapshot
+from ctid.ami.events import AmiEvent
+from ctid.bus import EventBus
+from ctid.clock import Clock, SystemClock
+from ctid.config import AsteriskServer, CtidConfig
+from ctid.metrics import CALLS_ACTIVE
+from ctid.state import CallStateModel
+from ctid.state.domain import CallArrived, CallEnded, DomainEvent
+from ivr import IvrServer
+
+log = structlog.get_logger("ctid.daemon")
+
+
+@dataclass(slots=True)
+class ServerState:
+    """One Asterisk server: its connection, its model, and the periods ctid could not see it."""
+
+    name: str
+    model: CallStateModel
+    connection: AmiConnection
+    gaps: list[dict[str, float | None]] = field(default_factory=list)
+
+
+class Ctid:
+    def __init__(self, config: CtidConfig, clock: Clock | None = None, raw_log: Path | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.bus = EventBus()
+        self.servers: dict[str, ServerState] = {}
+        self.ivr = IvrServer(config.agi.host, config.agi.port)
+        self.web_runner: Any = None
+        self.web_port: int | None = None
+        self._raw_log: IO[bytes] | None = raw_log.open("ab") if raw_log else None
+        self._stopped = asyncio.Event()
+        for server in config.asterisk:
+            self.servers[server.name] = self._make_server(server)
+        self.bus.subscribe(self._log_domain_event)
+
+    def _make_server(self, server: AsteriskServer) -> ServerState:
+        model = CallStateModel()
+        state: ServerState
+
+        def on_event(event: AmiEvent) -> None:
+            now = event.ts if event.ts is not None else self.clock.now()
+            self.bus.publish(server.name, model.apply(event, now))
+
+        def on_resync(snapshot: ResyncSnapshot) -> None:
+            now = self.clock.now()
+            events = model.resync(snapshot.channels, snapshot.statuses, snapshot.devices, now)
+            if state.gaps and state.gaps[-1]["end"] is None:
+                state.gaps[-1]["end"] = now
+            self.bus.publish(server.name, events)
+
+        def on_disconnect() -> None:
+            state.gaps.append({"start": self.clock.now(), "end": None})
+
+        raw_log = self._raw_log
+        raw_sink: Callable[[bytes], None] | None = None
+        if raw_log is not None:
+
+            def raw_sink(data: bytes) -> None:
+                raw_log.write(data)
+
+        connection = AmiConnection(
+            name=server.name,
+            host=server.host,
+            port=server.port,
+            username=server.username,
+            secret=server.secret.get_secret_value(),
+            ssl=server.tls,
+            action_timeout=server.action_timeout_s,
+            reconnect_min=server.reconnect_min_s,
+            reconnect_max=server.reconnect_max_s,
+            ping_interval=server.ping_interval_s,
+            on_event=on_event,
+            on_resync=on_resync,
+            on_disconnect=on_disconnect,
+            raw_sink=raw_sink,
+        )
+        state = ServerState(server.name, model, connection)
+        return state
+
+    def _log_domain_event(self, server: str, event: DomainEvent) -> None:
+        if isinstance(event, CallArrived | CallEnded):
+            log.info(event.kind, server=server, linkedid=event.linkedid, **_loggable(event))
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        from ctid.web import start_web
+
+        await self.ivr.start()
+        self.web_runner, self.web_port = await start_web(self, self.config.web.host, self.config.web.port)
+        for state in self.servers.values():
+            state.connection.start()
+        log.info("ctid_started", web_port=self.web_port, agi_port=self.ivr.port, servers=list(self.servers))
+
+    async def stop(self) -> None:
+        for state in self.servers.values():
+            await state.connection.close()
+        await self.ivr.close()
+        if self.web_runner is not None:
+            await self.web_runner.cleanup()
+        if self._raw_log is not None:
+            self._raw_log.close()
+        self._stopped.set()
+        log.info("ctid_stopped")
+
+    async def run(self) -> None:
+        """Serve until SIGTERM or SIGINT, then shut down cleanly."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    async def wait_synced(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(
+            asyncio.gather(*(s.connection.synced.wait() for s in self.servers.values())), timeout
+        )
+
+    # ---- views ------------------------------------------------------------------------------------
+
+    def calls(self) -> list[dict[str, Any]]:
+        now = self.clock.now()
+        out = []
+        counts: dict[str, int] = {}
+        for name, state in self.servers.items():
+            for call in state.model.active_calls():
+                counts[call.state.value] = counts.get(call.state.value, 0) + 1
+                out.append({"server": name, **call.to_dict(now)})
+        for state_name in ("dialing", "ivr", "waiting", "ringing", "connected", "held", "after"):
+            CALLS_ACTIVE.labels(state_name).set(counts.get(state_name, 0))
+        return out
+
+    def call(self, linkedid: str) -> dict[str, Any] | None:
+        """One call, live or recently ended, with its timeline."""
+        now = self.clock.now()
+        for name, state in self.servers.items():
+            found = state.model.calls.get(linkedid) or next(
+                (c for c in state.model.ended if c.linkedid == linkedid), None
+            )
+            if found is not None:
+                return {"server": name, **found.to_dict(now), "timeline": found.timeline}
+        return None
+
+    def history(self) -> list[dict[str, Any]]:
+        """Recently ended calls, oldest first, with their timelines."""
+        return [
+            {"server": name, **call.to_dict(), "timeline": call.timeline}
+            for name, state in self.servers.items()
+            for call in state.model.ended
+        ]
+
+    def agents(self) -> list[dict[str, Any]]:
+        out = []
+        for name, state in self.servers.items():
+            for agent in state.model.agents.values():
+                out.append({"server": name, **agent.to_dict()})
+        return out
+
+    def health(self) -> dict[str, Any]:
+        servers = {
+            name: {
+                "connected": s.connection.logged_in,
+                "synced": s.connection.synced.is_set(),
+                "gaps": len(s.gaps),
+            }
+            for name, s in self.servers.items()
+        }
+        return {"ok": all(v["synced"] for v in servers.values()), "servers": servers}
+
+
+def _loggable(event: DomainEvent) -> dict[str, Any]:
+    data = event.to_dict()
+    for key in ("kind", "linkedid", "at"):
+        data.pop(key, None)
+    return data

@@ -1,0 +1,152 @@
+"""Domain events: what happened to a call or an agent, in contact-center words, derived from AMI events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    INTERNAL = "internal"
+
+
+class TransferKind(StrEnum):
+    BLIND = "blind"
+    ATTENDED = "attended"
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    at: float
+    linkedid: str
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind}
+        for name in self.__dataclass_fields__:
+            out[name] = getattr(self, name)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class CallArrived(DomainEvent):
+    """A contact reached ctid: a caller entered ctid-inbound, or an answered dialer call ctid-outbound."""
+
+    uniqueid: str
+    channel: str
+    direction: Direction
+    caller_num: str
+    caller_name: str
+    dnis: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallWaiting(DomainEvent):
+    """The contact waits in a queue (entered ctid-wait); `arrived_at` is the queue arrival kept across RNA."""
+
+    uniqueid: str
+    queue: str
+    arrived_at: float
+    requeued: bool  # back after a ring-no-answer: same contact, same arrival
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRinging(DomainEvent):
+    uniqueid: str
+    agent: str  # the agent's device, e.g. PJSIP/1001
+    agent_channel: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class RingNoAnswer(DomainEvent):
+    agent: str
+    status: str  # DialStatus: NOANSWER, BUSY, CHANUNAVAIL, CONGESTION
+    ring_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallConnected(DomainEvent):
+    """An agent's leg was bridged with the contact."""
+
+    agent: str
+    agent_channel: str
+    queue: str
+    wait_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallHeld(DomainEvent):
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallResumed(DomainEvent):
+    channel: str
+    held_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallTransferred(DomainEvent):
+    transfer: TransferKind
+    from_agent: str
+    to_agent: str  # '' for a transfer to a queue
+    to_queue: str  # '' for a transfer to an agent
+
+
+@dataclass(frozen=True, slots=True)
+class CallAbandoned(DomainEvent):
+    """The caller hung up while waiting, ringing an agent included."""
+
+    queue: str
+    wait_s: float
+    while_ringing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded(DomainEvent):
+    cause: int
+    ended_by: str  # 'caller', 'agent', 'system' or '' when unknown
+    disposition: str  # answered, abandoned, ivr, failed, unanswered, lost
+
+
+@dataclass(frozen=True, slots=True)
+class OriginateFailed(DomainEvent):
+    """A dialer Originate did not reach the callee (linkedid '' when no channel survived)."""
+
+    action_id: str
+    channel: str
+    reason: int  # 3 no answer, 5 busy, 8 congestion, 0 failure
+    reason_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDeviceChanged(DomainEvent):
+    """A device's state as Asterisk sees it (DeviceStateChange); linkedid is ''."""
+
+    device: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallVariable(DomainEvent):
+    """A CTID_* variable on the contact changed (CTID_QUEUE, CTID_CUSTOMER, CTID_TIER, ...)."""
+
+    name: str
+    value: str
+
+
+ORIGINATE_REASONS = {
+    0: "failed",
+    1: "hangup",
+    3: "no-answer",
+    4: "answered",
+    5: "busy",
+    8: "congestion",
+}
