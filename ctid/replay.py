@@ -14,6 +14,7 @@ from ctid.state import CallStateModel
 from ctid.state.domain import DomainEvent
 
 SESSION_MARKER = "# --- a new AMI session"
+LIST_ITEMS = (ev.CoreShowChannel, ev.ChannelStatus, ev.DeviceStateChange, ev.ExtensionStatus, ev.ListComplete)
 
 
 def is_transcript(head: bytes) -> bool:
@@ -70,7 +71,7 @@ class Replayer:
         event = ev.decode_event(msg)
         if event.ts is not None:
             self.now = event.ts
-        if event.action_id is not None:  # an item of a list action's answer
+        if event.action_id is not None and isinstance(event, LIST_ITEMS):  # a list action's answer
             self._collect(event)
             return
         self.domain_events.extend(self.model.apply(event, self.now))

@@ -139,14 +139,15 @@ class AmiConnection(Manager):  # type: ignore[misc]
         self.logged_in = False
         self.synced = asyncio.Event()
         self.reconnects = 0
-        self.events_received = 0
+        self.event_counts: dict[str, int] = {}  # by event name; exported as ctid_ami_events_total
+        self._lists_open = 0
+        AMI_EVENTS.sources[name] = lambda: self.event_counts
         self._rng = rng or random.Random()
         self._ids = itertools.count(1)
         self._pending: dict[str, _Pending] = {}
         self._lost: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._event_counters: dict[str, Any] = {}
         self._log = log.bind(server=name)
 
     # ---- lifecycle --------------------------------------------------------------------------------
@@ -268,6 +269,7 @@ class AmiConnection(Manager):  # type: ignore[misc]
             if not pending.future.done():
                 pending.future.set_exception(AmiNotConnected(f"{self.name}: connection lost"))
         self._pending.clear()
+        self._lists_open = 0
         if was_ready and self.on_disconnect_cb is not None:
             self.on_disconnect_cb()
 
@@ -283,6 +285,8 @@ class AmiConnection(Manager):  # type: ignore[misc]
         )
         pending = _Pending(future, is_list, action, time.perf_counter())
         self._pending[action_id] = pending
+        if is_list:
+            self._lists_open += 1
         self.protocol.send_message(msg)
         return pending
 
@@ -319,31 +323,27 @@ class AmiConnection(Manager):  # type: ignore[misc]
     # ---- incoming ---------------------------------------------------------------------------------
 
     def handle_message(self, msg: AmiMessage) -> None:
-        if not msg.fields:
-            return
-        first = msg.fields[0][0]
-        if first == "Event":
-            action_id = msg.headers.get("ActionID")
-            pending = self._pending.get(action_id) if action_id is not None else None
-            if pending is not None and pending.is_list:
-                if msg.headers.get("EventList") == "Complete":
-                    self._finish(action_id, pending)  # type: ignore[arg-type]
-                else:
-                    pending.items.append(msg)
-                return
-            self.events_received += 1
-            counter = self._event_counters.get(msg.name)
-            if counter is None:
-                counter = self._event_counters[msg.name] = AMI_EVENTS.labels(self.name, msg.name)
-            counter.inc()
-            if self.on_event_cb is not None:
-                event = ev.decode_event(msg)
+        """Route one message: a list item or a response to its action, an event to the state model."""
+        kind, name = msg.first
+        if kind == "Event":
+            if self._lists_open:
+                action_id = msg.get("ActionID")
+                pending = self._pending.get(action_id) if action_id is not None else None
+                if pending is not None and pending.is_list:
+                    if name.endswith("Complete") or msg.get("EventList") == "Complete":
+                        self._finish(action_id, pending)  # type: ignore[arg-type]
+                    else:
+                        pending.items.append(msg)
+                    return
+            counts = self.event_counts
+            counts[name] = counts.get(name, 0) + 1
+            if self.on_event_cb is not None and ev.relevant(msg):
                 try:
-                    self.on_event_cb(event)
+                    self.on_event_cb(ev.decode_event(msg))
                 except Exception:  # one bad event never takes the connection down
-                    self._log.exception("ami_event_handler_failed", event=msg.name)
-        elif first == "Response":
-            action_id = msg.headers.get("ActionID")
+                    self._log.exception("ami_event_handler_failed", event=name)
+        elif kind == "Response":
+            action_id = msg.get("ActionID")
             pending = self._pending.get(action_id) if action_id is not None else None
             if pending is None:
                 return
@@ -353,6 +353,8 @@ class AmiConnection(Manager):  # type: ignore[misc]
 
     def _finish(self, action_id: str, pending: _Pending) -> None:
         del self._pending[action_id]
+        if pending.is_list:
+            self._lists_open -= 1
         if not pending.future.done():
             response = pending.response or AmiMessage([("Response", "Success")])
             pending.future.set_result((response, pending.items))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import NamedTuple
 
 from ctid.ami.message import AmiMessage
 
@@ -24,11 +26,11 @@ class ChannelState(IntEnum):
     PRERING = 9
 
 
+_STATES = {str(s.value): s for s in ChannelState}
+
+
 def _state(value: str | None) -> ChannelState:
-    try:
-        return ChannelState(int(value or 0))
-    except ValueError:
-        return ChannelState.DOWN
+    return _STATES.get(value or "0", ChannelState.DOWN)
 
 
 def _clean(value: str | None) -> str:
@@ -43,9 +45,12 @@ def _int(value: str | None, default: int = 0) -> int:
         return default
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelInfo:
-    """The channel snapshot every channel event carries (with a prefix such as Dest or Transferee)."""
+class ChannelInfo(NamedTuple):
+    """The channel snapshot every channel event carries (with a prefix such as Dest or Transferee).
+
+    A NamedTuple rather than a frozen dataclass: just as immutable, and built several times faster, which
+    matters at tens of thousands of events a second.
+    """
 
     channel: str
     uniqueid: str
@@ -60,7 +65,48 @@ class ChannelInfo:
     priority: int
 
 
-def channel_info(h: dict[str, str], prefix: str = "") -> ChannelInfo | None:
+def _snapshot_pattern(prefix: str) -> re.Pattern[str]:
+    # the order of Asterisk's channel snapshot (manager.c, ast_manager_build_channel_state_string_prefix)
+    p = re.escape(prefix)
+    return re.compile(
+        rf"(?:^|\n){p}Channel: ([^\n]*)\n{p}ChannelState: ([^\n]*)\n{p}ChannelStateDesc: [^\n]*\n"
+        rf"{p}CallerIDNum: ([^\n]*)\n{p}CallerIDName: ([^\n]*)\n{p}ConnectedLineNum: ([^\n]*)\n"
+        rf"{p}ConnectedLineName: ([^\n]*)\n{p}Language: [^\n]*\n{p}AccountCode: [^\n]*\n"
+        rf"{p}Context: ([^\n]*)\n{p}Exten: ([^\n]*)\n{p}Priority: ([^\n]*)\n{p}Uniqueid: ([^\n]*)\n"
+        rf"{p}Linkedid: ([^\n]*)"
+    )
+
+
+_SNAPSHOT = {
+    prefix: _snapshot_pattern(prefix)
+    for prefix in ("", "Dest", "LocalOne", "LocalTwo", "Transferer", "Transferee", "OrigTransferer")
+    + ("SecondTransferer", "TransferTarget")
+}
+
+
+def channel_info(h: AmiMessage, prefix: str = "") -> ChannelInfo | None:
+    """The channel snapshot under `prefix`: one regex pass over a raw message, header lookups otherwise."""
+    raw = h.raw
+    pattern = _SNAPSHOT.get(prefix)
+    if raw is not None and pattern is not None:
+        m = pattern.search(raw)
+        if m is not None:
+            channel, state, cnum, cname, lnum, lname, context, exten, priority, uniqueid, linkedid = (
+                m.groups()
+            )
+            return ChannelInfo(
+                channel,
+                uniqueid,
+                linkedid or uniqueid,
+                _state(state),
+                "" if cnum == UNKNOWN else cnum,
+                "" if cname == UNKNOWN else cname,
+                "" if lnum == UNKNOWN else lnum,
+                "" if lname == UNKNOWN else lname,
+                context,
+                exten,
+                _int(priority, 1),
+            )
     name = h.get(prefix + "Channel")
     if name is None:
         return None
@@ -320,7 +366,7 @@ def _hms(value: str | None) -> int:
         return 0
 
 
-def _ts(h: dict[str, str]) -> float | None:
+def _ts(h: AmiMessage) -> float | None:
     raw = h.get("Timestamp")
     if raw is None:
         return None
@@ -336,14 +382,14 @@ def _require(info: ChannelInfo | None) -> ChannelInfo:
     return info
 
 
-_Builder = Callable[[str, float | None, dict[str, str], AmiMessage], AmiEvent]
+_Builder = Callable[[str, float | None, AmiMessage, AmiMessage], AmiEvent]
 
 
 def _chan_event(cls: type[ChannelEvent]) -> _Builder:
     return lambda n, ts, h, m: cls(n, ts, _require(channel_info(h)))
 
 
-def _status(n: str, ts: float | None, h: dict[str, str], m: AmiMessage) -> AmiEvent:
+def _status(n: str, ts: float | None, h: AmiMessage, m: AmiMessage) -> AmiEvent:
     # Asterisk answers '(null)' for a variable that is not set
     pairs = (v.split("=", 1) for v in m.get_all("Variable") if "=" in v)
     variables = tuple((k, v) for k, v in pairs if v != "(null)")
@@ -457,7 +503,7 @@ _BUILDERS: dict[str, _Builder] = {
 
 def decode_event(msg: AmiMessage) -> AmiEvent:
     """The typed event for an AMI event message; UnknownEvent for names ctid does not model or bad fields."""
-    h = msg.headers
+    h = msg
     name = msg.name
     ts = _ts(h)
     builder = _BUILDERS.get(name)
@@ -472,7 +518,57 @@ def decode_event(msg: AmiMessage) -> AmiEvent:
             event = builder(name, ts, h, msg)
         except KeyError:
             event = UnknownEvent(name, ts)
-    action_id = h.get("ActionID")
+    action_id = msg.get("ActionID")
     if action_id is not None:
         object.__setattr__(event, "action_id", action_id)
     return event
+
+
+# Events that change what the call-state model knows. The others (HangupRequest, NewConnectedLine, DialState,
+# MusicOnHold*, LocalBridge, BridgeCreate...) repeat what these say, so a live stream skips them unparsed.
+STATE_EVENTS = frozenset(
+    {
+        "Newchannel",
+        "Newstate",
+        "NewCallerid",
+        "Newexten",
+        "VarSet",
+        "Rename",
+        "DialBegin",
+        "DialEnd",
+        "BridgeEnter",
+        "BridgeLeave",
+        "BridgeMerge",
+        "BridgeDestroy",
+        "Hold",
+        "Unhold",
+        "BlindTransfer",
+        "AttendedTransfer",
+        "OriginateResponse",
+        "DeviceStateChange",
+        "Hangup",
+        "Shutdown",
+    }
+)
+
+# Variables the call-state model reads; every other VarSet (DIALSTATUS, BRIDGEPEER...) is skipped unparsed.
+_WANTED_VARIABLES = ("\nVariable: CTID_", "\nVariable: AMDSTATUS\n")
+
+
+def relevant(msg: AmiMessage) -> bool:
+    """Whether the state model can use this event; cheap enough to run before any header is split.
+
+    A VarSet is read only for the variables the model tracks and a Newexten only inside ctid's own
+    contexts, which together skip about half of a busy server's stream.
+    """
+    name = msg.first[1]
+    if name not in STATE_EVENTS:
+        return name.endswith("Complete") or (name in _BUILDERS and "\nActionID: " in (msg.raw or ""))
+    raw = msg.raw
+    if raw is None:
+        return True
+    if name == "VarSet":
+        return _WANTED_VARIABLES[0] in raw or _WANTED_VARIABLES[1] in raw
+    if name == "Newexten":
+        return "\nContext: ctid-" in raw
+    return True

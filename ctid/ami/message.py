@@ -1,25 +1,54 @@
-"""AmiMessage: one AMI message (event, response or action) as ordered header pairs, decoded once."""
+"""AmiMessage: one AMI message (event, response or action) as ordered header pairs, parsed on first use."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import overload
 
 EOL = "\r\n"
+
+
+def split_fields(raw: str) -> tuple[list[tuple[str, str]], int]:
+    """Header pairs of an LF-separated block, and how many malformed lines (no `key: value`) were skipped."""
+    fields: list[tuple[str, str]] = []
+    bad = 0
+    for line in raw.split("\n"):
+        key, sep, value = line.partition(": ")
+        if not sep:
+            key, sep, value = line.partition(":")
+        if not sep or not key or " " in key:
+            bad += 1
+            continue
+        fields.append((key, value))
+    return fields, bad
 
 
 class AmiMessage:
     """An AMI message: ordered `fields` as sent, a first-wins `headers` map, and a `Response: Follows` body.
 
-    Keys keep Asterisk's spelling; lookups are exact.
+    Keys keep Asterisk's spelling; lookups are exact. A message read off the wire keeps its raw text and
+    splits its headers only when first asked, so events nobody reads cost almost nothing.
     """
 
-    __slots__ = ("body", "fields", "headers")
+    __slots__ = ("_fields", "_headers", "body", "first", "raw")
 
-    def __init__(self, fields: Iterable[tuple[str, str]], body: Iterable[str] = ()) -> None:
-        self.fields: tuple[tuple[str, str], ...] = tuple(fields)
-        # first occurrence wins for repeated keys (ChanVariable, Variable): read them with get_all()
-        self.headers: dict[str, str] = dict(reversed(self.fields))
+    def __init__(self, fields: Iterable[tuple[str, str]] = (), body: Iterable[str] = ()) -> None:
+        self._fields: tuple[tuple[str, str], ...] | None = tuple(fields)
+        self._headers: dict[str, str] | None = None
         self.body: tuple[str, ...] = tuple(body)
+        self.first: tuple[str, str] = self._fields[0] if self._fields else ("", "")
+        self.raw: str | None = None
+
+    @classmethod
+    def from_raw(cls, raw: str, first: tuple[str, str]) -> AmiMessage:
+        """A message over the LF-separated text of a block whose first line the parser already checked."""
+        msg = cls.__new__(cls)
+        msg._fields = None
+        msg._headers = None
+        msg.body = ()
+        msg.first = first
+        msg.raw = raw
+        return msg
 
     @classmethod
     def build(cls, first: tuple[str, str], rest: Mapping[str, object] | None = None) -> AmiMessage:
@@ -35,35 +64,77 @@ class AmiMessage:
         return cls(fields)
 
     @property
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        if self._fields is None:
+            assert self.raw is not None
+            self._fields = tuple(split_fields(self.raw)[0])
+        return self._fields
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # first occurrence wins for repeated keys (ChanVariable, Variable): read them with get_all()
+        if self._headers is None:
+            if self._fields is None and self.raw is not None:
+                # the hot path: every line is `key: value`, split in one pass without building fields
+                parts = [line.split(": ", 1) for line in self.raw.split("\n")]
+                try:
+                    self._headers = dict(reversed(parts))
+                    return self._headers
+                except ValueError:
+                    pass
+            self._headers = dict(reversed(self.fields))
+        return self._headers
+
+    @property
     def kind(self) -> str:
         """'event', 'response' or 'action', from the first header."""
-        return self.fields[0][0].lower() if self.fields else ""
+        return self.first[0].lower()
 
     @property
     def name(self) -> str:
         """The event name, the response status, or the action name."""
-        return self.fields[0][1] if self.fields else ""
+        return self.first[1]
 
     @property
     def is_event(self) -> bool:
-        return bool(self.fields) and self.fields[0][0] == "Event"
+        return self.first[0] == "Event"
 
     @property
     def is_response(self) -> bool:
-        return bool(self.fields) and self.fields[0][0] == "Response"
+        return self.first[0] == "Response"
 
     @property
     def action_id(self) -> str | None:
         return self.headers.get("ActionID")
 
+    @overload
+    def get(self, key: str) -> str | None: ...
+
+    @overload
+    def get(self, key: str, default: str) -> str: ...
+
     def get(self, key: str, default: str | None = None) -> str | None:
-        return self.headers.get(key, default)
+        raw = self.raw
+        if self._headers is not None or raw is None:
+            return self.headers.get(key, default)
+        # a raw message answers a lookup with two scans in C, without splitting every header
+        if self.first[0] == key:
+            return self.first[1]
+        start = raw.find("\n" + key + ": ")
+        if start < 0:
+            return default
+        start += len(key) + 3
+        end = raw.find("\n", start)
+        return raw[start:] if end < 0 else raw[start:end]
 
     def __getitem__(self, key: str) -> str:
-        return self.headers[key]
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
 
     def __contains__(self, key: object) -> bool:
-        return key in self.headers
+        return isinstance(key, str) and self.get(key) is not None
 
     def get_all(self, key: str) -> list[str]:
         return [v for k, v in self.fields if k == key]
@@ -82,4 +153,4 @@ class AmiMessage:
         return hash((self.fields, self.body))
 
     def __repr__(self) -> str:
-        return f"AmiMessage({self.kind}={self.name!r}, {len(self.fields)} fields)"
+        return f"AmiMessage({self.kind}={self.name!r})"

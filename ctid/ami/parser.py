@@ -1,13 +1,16 @@
 """Sans-I/O AMI stream parser: bytes in, whole AmiMessages out, whatever the TCP chunking.
 
-Messages are split on the blank line *before* decoding, so a multi-byte UTF-8 character (张伟) cut across
-two reads is decoded whole. CRLF and bare LF line endings are both accepted, `Response: Follows` bodies are
-kept, and malformed lines or blocks are counted and skipped without touching the messages around them.
+The stream is cut at the last blank line *before* decoding, so a multi-byte UTF-8 character (张伟) split
+across two reads is decoded whole. CRLF and bare LF line endings are both accepted, `Response: Follows`
+bodies are kept, and malformed lines or blocks are counted and skipped without touching the messages
+around them. Headers are split lazily (AmiMessage.from_raw): the parser reads only each first line, so a
+bad line inside a well-formed message is dropped when the message is read, and counted only when it
+comes first.
 """
 
 from __future__ import annotations
 
-from ctid.ami.message import AmiMessage
+from ctid.ami.message import AmiMessage, split_fields
 
 BANNER_PREFIX = "Asterisk Call Manager/"
 _FOLLOWS_END = "--END COMMAND--"
@@ -20,73 +23,93 @@ class AmiParser:
     def __init__(self, expect_banner: bool = True) -> None:
         self._buf = b""
         self._expect_banner = expect_banner
-        self._follows: list[str] | None = None  # lines of a Response: Follows still open
+        self._follows: list[str] | None = None  # body lines of a Response: Follows still open
         self._follows_fields: list[tuple[str, str]] = []
         self.banner: str | None = None
         self.malformed_lines = 0
         self.malformed_blocks = 0
 
     def feed(self, data: bytes) -> list[AmiMessage]:
-        buf = self._buf + data
+        buf = self._buf + data if self._buf else data
         if b"\r" in buf:
-            if buf.endswith(b"\r"):  # its LF may come with the next read
-                buf, self._buf = buf[:-1], b"\r"
+            if buf[-1:] == b"\r":  # its LF may come with the next read
+                buf, tail = buf[:-1], b"\r"
             else:
-                self._buf = b""
+                tail = b""
             buf = buf.replace(b"\r\n", b"\n")
         else:
-            self._buf = b""
+            tail = b""
         if self._expect_banner:
             newline = buf.find(b"\n")
             if newline < 0:
-                self._buf = buf + self._buf
+                self._buf = buf + tail
                 return []
             self._expect_banner = False
             first = buf[:newline].decode("utf-8", "replace")
             if first.startswith(BANNER_PREFIX):
                 self.banner = first
                 buf = buf[newline + 1 :]
-        blocks = buf.split(b"\n\n")
-        self._buf = blocks.pop() + self._buf
+        cut = buf.rfind(b"\n\n")
+        if cut < 0:
+            self._buf = buf + tail
+            return []
+        self._buf = buf[cut + 2 :] + tail
         out: list[AmiMessage] = []
-        for block in blocks:
-            if block:
-                msg = self._parse_block(block.decode("utf-8", "replace"))
+        append = out.append
+        for block in buf[:cut].decode("utf-8", "replace").split("\n\n"):
+            if not block:
+                continue
+            if self._follows is not None:
+                msg = self._continue_follows(block.split("\n"))
                 if msg is not None:
-                    out.append(msg)
+                    append(msg)
+                continue
+            newline = block.find("\n")
+            key, sep, value = (block if newline < 0 else block[:newline]).partition(": ")
+            if sep and key in _STARTS:
+                head = (key, value)
+                if head == ("Response", "Follows"):
+                    msg = self._start_follows(block)
+                    if msg is not None:
+                        append(msg)
+                    continue
+                append(AmiMessage.from_raw(block, head))
+            else:
+                msg = self._slow(block)
+                if msg is not None:
+                    append(msg)
         return out
 
-    def _parse_block(self, text: str) -> AmiMessage | None:
-        lines = text.split("\n")
-        if self._follows is not None:
-            return self._continue_follows(lines)
-        fields: list[tuple[str, str]] = []
-        for index, line in enumerate(lines):
-            key, sep, value = line.partition(": ")
-            if not sep:
-                key, sep, value = line.partition(":")
-            key = key.rstrip("\r")
-            if not sep or not key or " " in key:
-                if fields and fields[0] == ("Response", "Follows"):
-                    self._follows = []
-                    self._follows_fields = fields
-                    return self._continue_follows(lines[index:])
-                self.malformed_lines += 1
-                continue
-            if not fields and key not in _STARTS:
-                self.malformed_lines += 1
-                continue
-            fields.append((key, value.rstrip("\r")))
-        if not fields:
+    def _slow(self, block: str) -> AmiMessage | None:
+        """A block with malformed lines: drop them, and lines before the first Event/Response/Action."""
+        fields, bad = split_fields(block)
+        self.malformed_lines += bad
+        start = next((i for i, (k, _) in enumerate(fields) if k in _STARTS), None)
+        if start is None:
             self.malformed_blocks += 1
             return None
+        self.malformed_lines += start
+        fields = fields[start:]
+        if fields[0] == ("Response", "Follows"):
+            return self._start_follows("\n".join(f"{k}: {v}" for k, v in fields))
         return AmiMessage(fields)
 
+    def _start_follows(self, block: str) -> AmiMessage | None:
+        fields: list[tuple[str, str]] = []
+        lines = block.split("\n")
+        for index, line in enumerate(lines):
+            key, sep, value = line.partition(": ")
+            if not sep or " " in key:
+                self._follows_fields = fields
+                self._follows = []
+                return self._continue_follows(lines[index:])
+            fields.append((key, value))
+        return AmiMessage(fields)  # a Follows with no body at all
+
     def _continue_follows(self, lines: list[str]) -> AmiMessage | None:
-        assert self._follows is not None
         body = self._follows
+        assert body is not None
         for line in lines:
-            line = line.rstrip("\r")
             body.append(line)
             if line.endswith(_FOLLOWS_END):
                 self._follows = None

@@ -221,6 +221,10 @@ class CallStateModel:
         self.agents: dict[str, Agent] = {}
         self.devices: dict[str, str] = {}  # every device state seen
         self.unknown_events: dict[str, int] = {}
+        # uniqueids that hung up: Asterisk still sends a NewCallerid or two about them, which must not
+        # bring them back
+        self._gone: deque[str] = deque(maxlen=4096)
+        self._gone_set: set[str] = set()
         self.events_applied = 0
         self._handlers: dict[type[ev.AmiEvent], Callable[[Any, float, Out], None]] = {
             ev.Newchannel: self._on_newchannel,
@@ -317,6 +321,8 @@ class CallStateModel:
                     self._set_variable(call, chan, name, value, now, out)
             if chan.context in CTID_CONTEXTS:
                 self._adopt_contact(call, chan, now, out)
+                if chan.uniqueid == call.contact:
+                    self._resume_from_context(call, chan, now, out)
         for call in list(self.calls.values()):
             if call.contact:
                 self._refresh_contact_state(call, now, out)
@@ -350,9 +356,10 @@ class CallStateModel:
         call.channels.add(chan.uniqueid)
         return chan
 
-    def _chan(self, info: ChannelInfo, now: float, out: Out) -> Channel:
+    def _chan(self, info: ChannelInfo, now: float, out: Out) -> Channel | None:
+        """The channel an event is about; one never seen is adopted, one that hung up stays gone."""
         chan = self.channels.get(info.uniqueid)
-        if chan is None:  # joined mid-call (events before our resync): adopt it
+        if chan is None and info.uniqueid not in self._gone_set:
             chan = self._add_channel(info, now, out)
         return chan
 
@@ -362,6 +369,8 @@ class CallStateModel:
 
     def _on_channel_update(self, e: ev.ChannelEvent, now: float, out: Out) -> None:
         chan = self._chan(e.chan, now, out)
+        if chan is None:
+            return
         chan.update(e.chan)
         call = self.calls.get(chan.linkedid)
         if call is not None and chan.uniqueid == call.contact and call.direction is d.Direction.INBOUND:
@@ -382,6 +391,8 @@ class CallStateModel:
 
     def _on_newexten(self, e: ev.Newexten, now: float, out: Out) -> None:
         chan = self._chan(e.chan, now, out)
+        if chan is None:
+            return
         previous = chan.context
         chan.update(e.chan)
         chan.application, chan.app_data = e.application, e.app_data
@@ -427,6 +438,17 @@ class CallStateModel:
         )
         self._emit(call, arrived, out)
 
+    def _resume_from_context(self, call: Call, chan: Channel, now: float, out: Out) -> None:
+        """After a resync, where the contact is in the dialplan says what it is doing."""
+        if chan.context == "ctid-wait" and call.state is not CallState.WAITING:
+            self._enter_wait(call, now, out)
+        elif chan.context == "ctid-connect" and call.state in (CallState.IVR, CallState.WAITING):
+            if call.arrived_at is None:
+                call.arrived_at = call.waiting_since = now
+            call.state = CallState.RINGING  # dialing an agent; the bridge says when it is answered
+        elif chan.context == "ctid-after":
+            call.state = CallState.AFTER
+
     def _enter_wait(self, call: Call, now: float, out: Out) -> None:
         requeued = call.state is CallState.RINGING or (
             call.state is CallState.WAITING and call.arrived_at is not None
@@ -449,6 +471,8 @@ class CallStateModel:
         if e.variable not in TRACKED_VARIABLES:
             return
         chan = self._chan(e.chan, now, out)
+        if chan is None:
+            return
         call = self.calls[chan.linkedid]
         # Originate sets variables on both Local halves; only the contact's (or its pair's) count
         if (
@@ -492,12 +516,16 @@ class CallStateModel:
 
     def _on_dial_begin(self, e: ev.DialBegin, now: float, out: Out) -> None:
         dest = self._chan(e.dest, now, out)
+        if dest is None:
+            return
         if e.caller is None:  # an Originate: the callee is being dialed
             dialed = self.calls[dest.linkedid]
             if dialed.state is CallState.IVR and not dialed.contact:
                 dialed.state = CallState.DIALING
             return
         caller = self._chan(e.caller, now, out)
+        if caller is None:
+            return
         call = self.calls.get(caller.linkedid)
         if call is None or caller.uniqueid != call.contact or caller.context != "ctid-connect":
             return
@@ -513,11 +541,13 @@ class CallStateModel:
         )
 
     def _on_dial_state(self, e: ev.DialState, now: float, out: Out) -> None:
-        self._chan(e.dest, now, out).update(e.dest)
+        dest = self._chan(e.dest, now, out)
+        if dest is not None:
+            dest.update(e.dest)
 
     def _on_dial_end(self, e: ev.DialEnd, now: float, out: Out) -> None:
         dest = self._chan(e.dest, now, out)
-        if e.caller is None:
+        if dest is None or e.caller is None:
             return
         caller = self.channels.get(e.caller.uniqueid)
         call = self.calls.get(caller.linkedid) if caller else None
@@ -547,6 +577,8 @@ class CallStateModel:
 
     def _on_bridge_enter(self, e: ev.BridgeEnter, now: float, out: Out) -> None:
         chan = self._chan(e.chan, now, out)
+        if chan is None:
+            return
         chan.bridge_id = e.bridge_id
         self.bridges.setdefault(e.bridge_id, set()).add(chan.uniqueid)
         self._bridges_changed(e.bridge_id, now, out)
@@ -693,8 +725,8 @@ class CallStateModel:
 
     def _on_hold(self, e: ev.Hold, now: float, out: Out) -> None:
         chan = self._chan(e.chan, now, out)
-        call = self.calls.get(chan.linkedid)
-        if call is None or call.state is not CallState.CONNECTED:
+        call = self.calls.get(chan.linkedid) if chan is not None else None
+        if chan is None or call is None or call.state is not CallState.CONNECTED:
             return
         call.state = CallState.HELD
         call.held_since = now
@@ -702,8 +734,8 @@ class CallStateModel:
 
     def _on_unhold(self, e: ev.Unhold, now: float, out: Out) -> None:
         chan = self._chan(e.chan, now, out)
-        call = self.calls.get(chan.linkedid)
-        if call is None or call.held_since is None:
+        call = self.calls.get(chan.linkedid) if chan is not None else None
+        if chan is None or call is None or call.held_since is None:
             return
         held = now - call.held_since
         call.hold_s += held
@@ -796,6 +828,10 @@ class CallStateModel:
 
     def _remove_channel(self, chan: Channel, now: float, out: Out, cause: int, lost: bool) -> None:
         del self.channels[chan.uniqueid]
+        if len(self._gone) == self._gone.maxlen:
+            self._gone_set.discard(self._gone[0])
+        self._gone.append(chan.uniqueid)
+        self._gone_set.add(chan.uniqueid)
         if self.by_name.get(chan.name) == chan.uniqueid:
             del self.by_name[chan.name]
         if chan.bridge_id:

@@ -26,7 +26,9 @@ def feed_chunks(data: bytes, cuts: list[int], parser: AmiParser | None = None) -
 
 def test_banner_and_a_login_response() -> None:
     parser = AmiParser()
-    msgs = parser.feed(b"Asterisk Call Manager/13.0.0\r\nResponse: Success\r\nActionID: a1\r\nMessage: ok\r\n\r\n")
+    msgs = parser.feed(
+        b"Asterisk Call Manager/13.0.0\r\nResponse: Success\r\nActionID: a1\r\nMessage: ok\r\n\r\n"
+    )
     assert parser.banner == "Asterisk Call Manager/13.0.0"
     assert [m.name for m in msgs] == ["Success"]
     assert msgs[0].action_id == "a1"
@@ -70,8 +72,10 @@ def test_repeated_headers_keep_every_value_and_first_wins_lookup() -> None:
 def test_malformed_lines_are_counted_and_skipped() -> None:
     parser = AmiParser(expect_banner=False)
     msgs = parser.feed(b"garbage without colon\r\nEvent: X\r\nbad line\r\nK: v\r\n\r\n\x00\xff\r\n\r\n")
-    assert [m.fields for m in msgs] == [(("Event", "X"), ("K", "v"))]
-    assert parser.malformed_lines == 3
+    msgs += parser.feed(b"Event: Y\r\nno colon\r\nK: w\r\n\r\n")
+    assert [m.fields for m in msgs] == [(("Event", "X"), ("K", "v")), (("Event", "Y"), ("K", "w"))]
+    assert parser.malformed_lines == 3  # the two in a block that starts badly, and the junk block's line
+    assert parser.malformed_blocks == 1
 
 
 def test_every_transcript_parses_the_same_in_one_read_and_byte_by_byte() -> None:
@@ -105,9 +109,9 @@ def messages(draw: st.DrawFn) -> AmiMessage:
 
 garbage = st.one_of(
     st.just(b"no colon here\r\n\r\n"),
-    st.binary(min_size=1, max_size=20).filter(lambda b: b":" not in b and b"\n" not in b and b"\r" not in b).map(
-        lambda b: b + b"\r\n\r\n"
-    ),
+    st.binary(min_size=1, max_size=20)
+    .filter(lambda b: b":" not in b and b"\n" not in b and b"\r" not in b)
+    .map(lambda b: b + b"\r\n\r\n"),
 )
 
 

@@ -97,7 +97,9 @@ def test_attended_transfer_to_an_agent() -> None:
         "Local/1001@sim-phones",
         "Local/1004@sim-phones",
     )
-    assert call["hold_s"] == pytest.approx(2.25, abs=0.1)  # on hold from the consult until 1004 took the caller
+    assert call["hold_s"] == pytest.approx(
+        2.25, abs=0.1
+    )  # on hold from the consult until 1004 took the caller
     assert (call["transfers"], call["ended_by"]) == (1, "caller")
 
 
@@ -118,7 +120,10 @@ def test_outbound_machine_is_not_an_abandon() -> None:
 
 def test_outbound_failed_busy_and_no_answer() -> None:
     calls = calls_of("outbound-failed")
-    assert [(c["caller_num"], c["disposition"]) for c in calls] == [("b5550003", "busy"), ("q5550004", "no-answer")]
+    assert [(c["caller_num"], c["disposition"]) for c in calls] == [
+        ("b5550003", "busy"),
+        ("q5550004", "no-answer"),
+    ]
     for call in calls:
         failed = next(e for e in call["timeline"] if e["kind"] == "OriginateFailed")
         assert failed["reason"] in (3, 5)
