@@ -79,8 +79,10 @@ def _snapshot_pattern(prefix: str) -> re.Pattern[str]:
 
 _SNAPSHOT = {
     prefix: _snapshot_pattern(prefix)
-    for prefix in ("", "Dest", "LocalOne", "LocalTwo", "Transferer", "Transferee", "OrigTransferer")
-    + ("SecondTransferer", "TransferTarget")
+    for prefix in (
+        *("", "Dest", "LocalOne", "LocalTwo", "Transferer", "Transferee"),
+        *("OrigTransferer", "SecondTransferer", "TransferTarget"),
+    )
 }
 
 

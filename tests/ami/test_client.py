@@ -1,4 +1,4 @@
-"""AmiConnection over real TCP against a scripted AMI peer: login, correlation, lists, timeouts, reconnects."""
+"""AmiConnection over TCP against a scripted AMI peer: login, correlation, lists, timeouts, reconnects."""
 
 from __future__ import annotations
 

@@ -51,7 +51,6 @@ def test_lf_only_line_endings_and_a_cr_split_from_its_lf() -> None:
 
 
 def test_response_follows_body_is_kept() -> None:
-    parser = AmiParser(expect_banner=False)
     raw = (
         b"Response: Follows\r\nPrivilege: Command\r\nActionID: c1\r\n"
         b"Channel              Location\r\n\r\n2 active channels\r\n--END COMMAND--\r\n\r\n"
