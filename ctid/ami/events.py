@@ -69,7 +69,7 @@ def _snapshot_pattern(prefix: str) -> re.Pattern[str]:
     # the order of Asterisk's channel snapshot (manager.c, ast_manager_build_channel_state_string_prefix)
     p = re.escape(prefix)
     return re.compile(
-        rf"(?:^|\n){p}Channel: ([^\n]*)\n{p}ChannelState: ([^\n]*)\n{p}ChannelStateDesc: [^\n]*\n"
+        rf"([^\n]*)\n{p}ChannelState: ([^\n]*)\n{p}ChannelStateDesc: [^\n]*\n"
         rf"{p}CallerIDNum: ([^\n]*)\n{p}CallerIDName: ([^\n]*)\n{p}ConnectedLineNum: ([^\n]*)\n"
         rf"{p}ConnectedLineName: ([^\n]*)\n{p}Language: [^\n]*\n{p}AccountCode: [^\n]*\n"
         rf"{p}Context: ([^\n]*)\n{p}Exten: ([^\n]*)\n{p}Priority: ([^\n]*)\n{p}Uniqueid: ([^\n]*)\n"
@@ -91,7 +91,9 @@ def channel_info(h: AmiMessage, prefix: str = "") -> ChannelInfo | None:
     raw = h.raw
     pattern = _SNAPSHOT.get(prefix)
     if raw is not None and pattern is not None:
-        m = pattern.search(raw)
+        key = "\n" + prefix + "Channel: "
+        start = raw.find(key)
+        m = pattern.match(raw, start + len(key)) if start >= 0 else None
         if m is not None:
             channel, state, cnum, cname, lnum, lname, context, exten, priority, uniqueid, linkedid = (
                 m.groups()
@@ -369,7 +371,15 @@ def _hms(value: str | None) -> int:
 
 
 def _ts(h: AmiMessage) -> float | None:
-    raw = h.get("Timestamp")
+    text = h.raw
+    if text is not None:  # inline of h.get("Timestamp"): this runs for every event
+        start = text.find("\nTimestamp: ")
+        if start < 0:
+            return None
+        end = text.find("\n", start + 12)
+        raw: str | None = text[start + 12 :] if end < 0 else text[start + 12 : end]
+    else:
+        raw = h.get("Timestamp")
     if raw is None:
         return None
     try:
@@ -520,10 +530,15 @@ def decode_event(msg: AmiMessage) -> AmiEvent:
             event = builder(name, ts, h, msg)
         except KeyError:
             event = UnknownEvent(name, ts)
-    action_id = msg.get("ActionID")
-    if action_id is not None:
-        object.__setattr__(event, "action_id", action_id)
+    if name in _ANSWERS or isinstance(event, ListComplete):
+        action_id = msg.get("ActionID")
+        if action_id is not None:
+            object.__setattr__(event, "action_id", action_id)
     return event
+
+
+# events that answer an action and carry its ActionID; live events never do
+_ANSWERS = frozenset({"OriginateResponse", "CoreShowChannel", "Status", "DeviceStateChange", "ExtensionStatus"})
 
 
 # Events that change what the call-state model knows. The others (HangupRequest, NewConnectedLine, DialState,
