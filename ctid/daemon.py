@@ -58,7 +58,7 @@ class Ctid:
             self.bus.publish(server.name, model.apply(event, now))
 
         def on_resync(snapshot: ResyncSnapshot) -> None:
-            now = self.clock.now()
+            now = snapshot.server_time or self.clock.now()
             events = model.resync(snapshot.channels, snapshot.statuses, snapshot.devices, now)
             if state.gaps and state.gaps[-1]["end"] is None:
                 state.gaps[-1]["end"] = now

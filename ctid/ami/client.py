@@ -36,6 +36,14 @@ class ResyncSnapshot:
     statuses: list[ev.ChannelStatus]
     devices: list[ev.DeviceStateChange]
     extensions: list[ev.ExtensionStatus]
+    server_time: float | None  # Asterisk's clock (Ping's Timestamp), so ages agree with event times
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 class CtidAmiProtocol(AMIProtocol):  # type: ignore[misc]
@@ -141,6 +149,8 @@ class AmiConnection(Manager):  # type: ignore[misc]
         self.reconnects = 0
         self.event_counts: dict[str, int] = {}  # by event name; exported as ctid_ami_events_total
         self._lists_open = 0
+        self._buffer: list[ev.AmiEvent] | None = None  # events held back while a resync runs
+        self._buffering = False
         AMI_EVENTS.sources[name] = lambda: self.event_counts
         self._rng = rng or random.Random()
         self._ids = itertools.count(1)
@@ -225,19 +235,35 @@ class AmiConnection(Manager):  # type: ignore[misc]
         self._log.info("ami_logged_in", message=resp.get("Message"))
 
     async def _resync(self) -> None:
-        channels = await self.list_action("CoreShowChannels")
-        statuses = await self.list_action("Status", Variables=RESYNC_VARIABLES)
-        devices = await self.list_action("DeviceStateList")
-        extensions = await self.list_action("ExtensionStateList")
-        snapshot = ResyncSnapshot(
-            channels=[e for e in map(ev.decode_event, channels) if isinstance(e, ev.CoreShowChannel)],
-            statuses=[e for e in map(ev.decode_event, statuses) if isinstance(e, ev.ChannelStatus)],
-            devices=[e for e in map(ev.decode_event, devices) if isinstance(e, ev.DeviceStateChange)],
-            extensions=[e for e in map(ev.decode_event, extensions) if isinstance(e, ev.ExtensionStatus)],
-        )
-        self._log.info("ami_resynced", channels=len(snapshot.channels), devices=len(snapshot.devices))
-        if self.on_resync_cb is not None:
-            self.on_resync_cb(snapshot)
+        """Read Asterisk's own lists, hand them over, then apply the events that came after the snapshot.
+
+        Events that arrive once CoreShowChannels has answered describe changes the snapshot does not
+        show yet (a caller who hangs up or arrives meanwhile), so they wait and follow it.
+        """
+        try:
+            server_time = _float((await self.action("Ping")).get("Timestamp"))
+        except AmiActionError:
+            server_time = None
+        self._buffer = []
+        try:
+            channels = await self.list_action("CoreShowChannels")
+            statuses = await self.list_action("Status", Variables=RESYNC_VARIABLES)
+            devices = await self.list_action("DeviceStateList")
+            extensions = await self.list_action("ExtensionStateList")
+            snapshot = ResyncSnapshot(
+                channels=[e for e in map(ev.decode_event, channels) if isinstance(e, ev.CoreShowChannel)],
+                statuses=[e for e in map(ev.decode_event, statuses) if isinstance(e, ev.ChannelStatus)],
+                devices=[e for e in map(ev.decode_event, devices) if isinstance(e, ev.DeviceStateChange)],
+                extensions=[e for e in map(ev.decode_event, extensions) if isinstance(e, ev.ExtensionStatus)],
+                server_time=server_time,
+            )
+            self._log.info("ami_resynced", channels=len(snapshot.channels), devices=len(snapshot.devices))
+            if self.on_resync_cb is not None:
+                self.on_resync_cb(snapshot)
+        finally:
+            held, self._buffer, self._buffering = self._buffer, None, False
+        for event in held or ():
+            self._deliver(event)
         self.synced.set()
 
     async def _ping_loop(self) -> None:
@@ -257,6 +283,10 @@ class AmiConnection(Manager):  # type: ignore[misc]
         self._log.warning("ami_connection_lost", error=str(exc) if exc else None)
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
+        # a login or resync waiting on an answer learns now, not at its timeout
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(AmiNotConnected(f"{self.name}: connection lost"))
 
     def _session_closed(self) -> None:
         was_ready = self.logged_in
@@ -338,18 +368,28 @@ class AmiConnection(Manager):  # type: ignore[misc]
             counts = self.event_counts
             counts[name] = counts.get(name, 0) + 1
             if self.on_event_cb is not None and ev.relevant(msg):
-                try:
-                    self.on_event_cb(ev.decode_event(msg))
-                except Exception:  # one bad event never takes the connection down
-                    self._log.exception("ami_event_handler_failed", event=name)
+                event = ev.decode_event(msg)
+                if self._buffering and self._buffer is not None:
+                    self._buffer.append(event)
+                else:
+                    self._deliver(event)
         elif kind == "Response":
             action_id = msg.get("ActionID")
             pending = self._pending.get(action_id) if action_id is not None else None
             if pending is None:
                 return
             pending.response = msg
+            if pending.action == "CoreShowChannels" and self._buffer is not None:
+                self._buffering = True  # the snapshot is taken: later events follow it
             if not pending.is_list or msg.name == "Error" or msg.headers.get("EventList") != "start":
                 self._finish(action_id, pending)  # type: ignore[arg-type]
+
+    def _deliver(self, event: ev.AmiEvent) -> None:
+        assert self.on_event_cb is not None
+        try:
+            self.on_event_cb(event)
+        except Exception:  # one bad event never takes the connection down
+            self._log.exception("ami_event_handler_failed", event=event.name)
 
     def _finish(self, action_id: str, pending: _Pending) -> None:
         del self._pending[action_id]

@@ -538,7 +538,9 @@ def decode_event(msg: AmiMessage) -> AmiEvent:
 
 
 # events that answer an action and carry its ActionID; live events never do
-_ANSWERS = frozenset({"OriginateResponse", "CoreShowChannel", "Status", "DeviceStateChange", "ExtensionStatus"})
+_ANSWERS = frozenset(
+    {"OriginateResponse", "CoreShowChannel", "Status", "DeviceStateChange", "ExtensionStatus"}
+)
 
 
 # Events that change what the call-state model knows. The others (HangupRequest, NewConnectedLine, DialState,

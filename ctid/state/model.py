@@ -34,6 +34,10 @@ TRACKED_VARIABLES = frozenset(
     {"CTID_QUEUE", "CTID_CUSTOMER", "CTID_TIER", "CTID_CAMPAIGN", "CTID_CONTACT", "AMDSTATUS"}
 )
 DEFAULT_QUEUE = "default"
+# how long a dialer call whose channels are gone may wait for its OriginateResponse (Asterisk often sends
+# the Hangups first)
+ORIGINATE_GRACE_S = 10.0
+DIAL_STATUS_DISPOSITIONS = {"BUSY": "busy", "NOANSWER": "no-answer", "CONGESTION": "congestion"}
 
 
 def device_of(channel: str) -> str:
@@ -126,6 +130,8 @@ class Call:
     campaign: str = ""
     contact_id: str = ""
     amd: str = ""  # AMDSTATUS of an answered dialer call: HUMAN, MACHINE, NOTSURE
+    dialed: str = ""  # the device an Originate dialed, for matching its OriginateResponse
+    originate_failed: bool = False
     agent: str = ""  # device of the agent now talking (or ringing)
     agent_channel: str = ""
     agents: list[str] = field(default_factory=list)  # every agent that talked, in order
@@ -225,6 +231,8 @@ class CallStateModel:
         # bring them back
         self._gone: deque[str] = deque(maxlen=4096)
         self._gone_set: set[str] = set()
+        # dialer calls that ended before Asterisk said why their Originate failed
+        self._unresolved: deque[Call] = deque()
         self.events_applied = 0
         self._handlers: dict[type[ev.AmiEvent], Callable[[Any, float, Out], None]] = {
             ev.Newchannel: self._on_newchannel,
@@ -273,6 +281,8 @@ class CallStateModel:
             return []
         out: Out = []
         handler(event, now, out)
+        if self._unresolved and now - (self._unresolved[0].ended_at or now) > ORIGINATE_GRACE_S:
+            self._finish_dialed(self._unresolved.popleft(), out)
         return out
 
     def active_calls(self) -> list[Call]:
@@ -280,7 +290,7 @@ class CallStateModel:
 
     def all_calls(self) -> list[Call]:
         """Ended calls (oldest first) then live ones."""
-        return [*self.ended, *self.calls.values()]
+        return [*self.ended, *self._unresolved, *self.calls.values()]
 
     def call_of_channel(self, channel: str) -> Call | None:
         uid = self.by_name.get(channel)
@@ -450,6 +460,9 @@ class CallStateModel:
             call.state = CallState.AFTER
 
     def _enter_wait(self, call: Call, now: float, out: Out) -> None:
+        if call.agent and call.state in (CallState.CONNECTED, CallState.HELD):
+            self._close_hold(call, now)
+            self._agent_left(call, now)  # moved back to a queue straight from a conversation
         requeued = call.state is CallState.RINGING or (
             call.state is CallState.WAITING and call.arrived_at is not None
         )
@@ -522,6 +535,7 @@ class CallStateModel:
             dialed = self.calls[dest.linkedid]
             if dialed.state is CallState.IVR and not dialed.contact:
                 dialed.state = CallState.DIALING
+                dialed.dialed = dest.device
             return
         caller = self._chan(e.caller, now, out)
         if caller is None:
@@ -547,7 +561,12 @@ class CallStateModel:
 
     def _on_dial_end(self, e: ev.DialEnd, now: float, out: Out) -> None:
         dest = self._chan(e.dest, now, out)
-        if dest is None or e.caller is None:
+        if dest is None:
+            return
+        if e.caller is None:  # an Originate's callee: busy and unanswered are known here first
+            dialed = self.calls.get(dest.linkedid)
+            if dialed is not None and not dialed.contact and not dialed.disposition:
+                dialed.disposition = DIAL_STATUS_DISPOSITIONS.get(e.status, "")
             return
         caller = self.channels.get(e.caller.uniqueid)
         call = self.calls.get(caller.linkedid) if caller else None
@@ -659,7 +678,9 @@ class CallStateModel:
     def _refresh_contact_state(self, call: Call, now: float, out: Out) -> None:
         other = self._talking_to(call)
         if other is None:
-            if call.state in (CallState.CONNECTED, CallState.HELD) and call.agent:
+            # on hold the agent may be consulting someone else: still the call's agent until they hang
+            # up or the transfer completes
+            if call.state is CallState.CONNECTED and call.agent:
                 self._agent_left(call, now)
             return
         device = other.device
@@ -675,14 +696,7 @@ class CallStateModel:
                 d.CallTransferred(now, call.linkedid, d.TransferKind.ATTENDED, previous, device, ""),
                 out,
             )
-        elif (
-            (
-                call.state is CallState.HELD
-                or (call.state is CallState.AFTER and call.agents and not call.agent)
-            )
-            and call.agents
-            and call.agents[-1] != device
-        ):
+        elif call.state is CallState.AFTER and call.agents and not call.agent and call.agents[-1] != device:
             call.transfers += 1
             self._emit(
                 call,
@@ -718,8 +732,7 @@ class CallStateModel:
             agent.handled += 1
         call.agent = ""
         call.agent_channel = ""
-        if call.state is not CallState.HELD:
-            call.state = CallState.AFTER
+        call.state = CallState.AFTER
 
     # ---- hold and transfers ----------------------------------------------------------------------
 
@@ -762,7 +775,12 @@ class CallStateModel:
         call.transfers += 1
         to_queue = e.extension if e.context == "ctid-transfer" else ""
         to_agent = "" if to_queue else f"{e.extension}@{e.context}"
-        if to_queue:  # a new contact in that queue: arrival now (METRICS.md)
+        contact = self.channels.get(call.contact)
+        already_waiting = (
+            call.state is CallState.WAITING and contact is not None and contact.context == "ctid-wait"
+        )
+        if to_queue and not already_waiting:  # a new contact in that queue: arrival now (METRICS.md)
+            # (Asterisk sometimes reports the transfer after the caller already reached ctid-wait)
             call.arrived_at = None
             call.state = CallState.AFTER
         self._emit(
@@ -782,7 +800,8 @@ class CallStateModel:
         if e.success:
             return
         text = d.ORIGINATE_REASONS.get(e.reason, "failed")
-        # the failed callee's channels may still be up: the oldest unanswered call dialing that device
+        # the call that dialed this device: still up, or ended and waiting for this answer
+        # (the answer may even come before the DialBegin: match the channels' device)
         target = next(
             (
                 call
@@ -790,20 +809,27 @@ class CallStateModel:
                 if chan.device == e.channel
                 and (call := self.calls.get(chan.linkedid)) is not None
                 and not call.contact
-                and call.disposition == ""
+                and not call.originate_failed
             ),
             None,
         )
+        deferred = target is None
+        if target is None:
+            target = next((c for c in self._unresolved if c.dialed == e.channel), None)
         event = d.OriginateFailed(
             now, target.linkedid if target else "", e.action_id or "", e.channel, e.reason, text
         )
-        if target is not None:
-            target.disposition = text
-            target.direction = d.Direction.OUTBOUND
-            target.caller_num = target.caller_num or dialed_number(e.channel)
-            self._emit(target, event, out)
-        else:
+        if target is None:
             out.append(event)
+            return
+        target.originate_failed = True
+        target.disposition = text
+        target.direction = d.Direction.OUTBOUND
+        target.caller_num = target.caller_num or dialed_number(e.channel)
+        self._emit(target, event, out)
+        if deferred:
+            self._unresolved.remove(target)
+            self._finish_dialed(target, out)
 
     def _on_device_state(self, e: ev.DeviceStateChange, now: float, out: Out) -> None:
         if self.devices.get(e.device) == e.state:
@@ -895,6 +921,10 @@ class CallStateModel:
         del self.calls[call.linkedid]
         call.state = CallState.ENDED
         call.ended_at = now
+        call.cause = call.cause or cause
+        if call.dialed and not call.contact and not call.originate_failed and not lost:
+            self._unresolved.append(call)  # its OriginateResponse is still to come
+            return
         if not call.disposition:
             call.disposition = (
                 "lost" if lost else ("failed" if call.direction is d.Direction.OUTBOUND else "")
@@ -905,6 +935,14 @@ class CallStateModel:
                 d.CallEnded(now, call.linkedid, call.cause or cause, call.ended_by, call.disposition),
                 out,
             )
+        self.ended.append(call)
+
+    def _finish_dialed(self, call: Call, out: Out) -> None:
+        """End a dialer call that never reached ctid-outbound, once its Originate result is known."""
+        call.direction = d.Direction.OUTBOUND
+        call.disposition = call.disposition or "failed"
+        at = call.ended_at or 0.0
+        self._emit(call, d.CallEnded(at, call.linkedid, call.cause, call.ended_by, call.disposition), out)
         self.ended.append(call)
 
     # ---- helpers -----------------------------------------------------------------------------------

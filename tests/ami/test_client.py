@@ -71,6 +71,8 @@ class ScriptedAmi:
             writer.write(b"")
         elif msg.name == "ExtensionStateList":  # a server with no hints answers an error, not a list
             send(writer, ("Response", "Error"), ("ActionID", aid), ("Message", "No extension states"))
+        elif msg.name == "Ping":
+            send(writer, ("Response", "Success"), ("ActionID", aid), ("Ping", "Pong"), ("Timestamp", "1.5"))
         elif msg.name == "Logoff":
             send(writer, ("Response", "Goodbye"), ("ActionID", aid))
         elif self.on_action is not None:
@@ -103,8 +105,10 @@ async def test_login_resync_and_events_in_order() -> None:
     conn = connect(peer, on_event=received.append, on_resync=snapshots.append)
     conn.start()
     await asyncio.wait_for(conn.synced.wait(), 5)
-    assert peer.actions[:5] == [
+    assert snapshots[0].server_time == 1.5  # Asterisk's clock, read by Ping before the lists
+    assert peer.actions[:6] == [
         "Login",
+        "Ping",
         "CoreShowChannels",
         "Status",
         "DeviceStateList",
@@ -165,7 +169,7 @@ async def test_an_unanswered_action_times_out() -> None:
     conn.start()
     await asyncio.wait_for(conn.synced.wait(), 5)
     with pytest.raises(AmiTimeout):
-        await conn.action("Ping", timeout=0.1)
+        await conn.action("Getvar", timeout=0.1)
     await conn.close()
     await peer.close()
 
