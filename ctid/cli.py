@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--events", type=int, default=200_000)
     bench.add_argument("--seed", type=int, default=1)
+    bench.add_argument("--rate", type=float, default=20_000, help="events/s for the latency phase")
     bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -93,6 +94,8 @@ class PbxSimServer:
         self.agi_timeout = agi_timeout
         self.auth_failure_delay = auth_failure_delay
         self.clients: list[AmiClient] = []
+        # called with each batch of events; may act on the world and return the events that caused
+        self.observers: list[Callable[[list[AmiMessage]], list[AmiMessage]]] = []
         self._server: asyncio.Server | None = None
         self._clock: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -210,10 +213,19 @@ class PbxSimServer:
     # ---- events -----------------------------------------------------------------------------------
     def _flush(self, events: list[AmiMessage] | None = None) -> None:
         batch = (events or []) + self.world.take_events()
-        for msg in batch:
-            for client in list(self.clients):
-                if client.wants(msg):
-                    client.send(msg)
+        while batch:
+            for msg in batch:
+                for client in list(self.clients):
+                    if client.wants(msg):
+                        client.send(msg)
+            batch = [caused for observer in self.observers for caused in observer(batch)]
+
+    def send_raw(self, data: bytes) -> int:
+        """Write pre-serialized AMI bytes to every logged-in client (benchmarks); returns how many."""
+        clients = [c for c in self.clients if c.logged_in and not c.writer.is_closing()]
+        for client in clients:
+            client.writer.write(data)
+        return len(clients)
 
     def _security(self, name: str, client: AmiClient, fields: list[tuple[str, str]]) -> None:
         self.world.emit(name, fields, "security,all")

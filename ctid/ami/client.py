@@ -71,9 +71,8 @@ class CtidAmiProtocol(AMIProtocol):  # type: ignore[misc]
             AMI_MALFORMED.labels(self.connection.name).inc(
                 parser.malformed_lines + parser.malformed_blocks - before
             )
-        handle = self.connection.handle_message
-        for msg in messages:
-            handle(msg)
+        if messages:
+            self.connection.handle_messages(messages)
 
     def send_message(self, msg: AmiMessage) -> None:
         if self.transport is None or self.closed:
@@ -351,6 +350,24 @@ class AmiConnection(Manager):  # type: ignore[misc]
         return self._send(action, headers, is_list=False).future
 
     # ---- incoming ---------------------------------------------------------------------------------
+
+    def handle_messages(self, messages: list[AmiMessage]) -> None:
+        """The hot path: live events straight to the state model, anything else through handle_message."""
+        counts = self.event_counts
+        on_event = self.on_event_cb
+        relevant = ev.relevant
+        decode = ev.decode_event
+        for msg in messages:
+            kind, name = msg.first
+            if kind != "Event" or self._lists_open or self._buffering or on_event is None:
+                self.handle_message(msg)
+                continue
+            counts[name] = counts.get(name, 0) + 1
+            if relevant(msg):
+                try:
+                    on_event(decode(msg))
+                except Exception:  # one bad event never takes the connection down
+                    self._log.exception("ami_event_handler_failed", event=name)
 
     def handle_message(self, msg: AmiMessage) -> None:
         """Route one message: a list item or a response to its action, an event to the state model."""

@@ -69,11 +69,11 @@ def _snapshot_pattern(prefix: str) -> re.Pattern[str]:
     # the order of Asterisk's channel snapshot (manager.c, ast_manager_build_channel_state_string_prefix)
     p = re.escape(prefix)
     return re.compile(
-        rf"([^\n]*)\n{p}ChannelState: ([^\n]*)\n{p}ChannelStateDesc: [^\n]*\n"
-        rf"{p}CallerIDNum: ([^\n]*)\n{p}CallerIDName: ([^\n]*)\n{p}ConnectedLineNum: ([^\n]*)\n"
-        rf"{p}ConnectedLineName: ([^\n]*)\n{p}Language: [^\n]*\n{p}AccountCode: [^\n]*\n"
-        rf"{p}Context: ([^\n]*)\n{p}Exten: ([^\n]*)\n{p}Priority: ([^\n]*)\n{p}Uniqueid: ([^\n]*)\n"
-        rf"{p}Linkedid: ([^\n]*)"
+        rf"([^\r]*)\r\n{p}ChannelState: ([^\r]*)\r\n{p}ChannelStateDesc: [^\r]*\r\n"
+        rf"{p}CallerIDNum: ([^\r]*)\r\n{p}CallerIDName: ([^\r]*)\r\n{p}ConnectedLineNum: ([^\r]*)\r\n"
+        rf"{p}ConnectedLineName: ([^\r]*)\r\n{p}Language: [^\r]*\r\n{p}AccountCode: [^\r]*\r\n"
+        rf"{p}Context: ([^\r]*)\r\n{p}Exten: ([^\r]*)\r\n{p}Priority: ([^\r]*)\r\n{p}Uniqueid: ([^\r]*)\r\n"
+        rf"{p}Linkedid: ([^\r]*)"
     )
 
 
@@ -91,7 +91,7 @@ def channel_info(h: AmiMessage, prefix: str = "") -> ChannelInfo | None:
     raw = h.raw
     pattern = _SNAPSHOT.get(prefix)
     if raw is not None and pattern is not None:
-        key = "\n" + prefix + "Channel: "
+        key = "\r\n" + prefix + "Channel: "
         start = raw.find(key)
         m = pattern.match(raw, start + len(key)) if start >= 0 else None
         if m is not None:
@@ -373,11 +373,11 @@ def _hms(value: str | None) -> int:
 def _ts(h: AmiMessage) -> float | None:
     text = h.raw
     if text is not None:  # inline of h.get("Timestamp"): this runs for every event
-        start = text.find("\nTimestamp: ")
+        start = text.find("\r\nTimestamp: ")
         if start < 0:
             return None
-        end = text.find("\n", start + 12)
-        raw: str | None = text[start + 12 :] if end < 0 else text[start + 12 : end]
+        end = text.find("\r\n", start + 13)
+        raw: str | None = text[start + 13 :] if end < 0 else text[start + 13 : end]
     else:
         raw = h.get("Timestamp")
     if raw is None:
@@ -571,7 +571,7 @@ STATE_EVENTS = frozenset(
 )
 
 # Variables the call-state model reads; every other VarSet (DIALSTATUS, BRIDGEPEER...) is skipped unparsed.
-_WANTED_VARIABLES = ("\nVariable: CTID_", "\nVariable: AMDSTATUS\n")
+_WANTED_VARIABLES = ("\r\nVariable: CTID_", "\r\nVariable: AMDSTATUS\r\n")
 
 
 def relevant(msg: AmiMessage) -> bool:
@@ -582,12 +582,12 @@ def relevant(msg: AmiMessage) -> bool:
     """
     name = msg.first[1]
     if name not in STATE_EVENTS:
-        return name.endswith("Complete") or (name in _BUILDERS and "\nActionID: " in (msg.raw or ""))
+        return name.endswith("Complete") or (name in _BUILDERS and "\r\nActionID: " in (msg.raw or ""))
     raw = msg.raw
     if raw is None:
         return True
     if name == "VarSet":
         return _WANTED_VARIABLES[0] in raw or _WANTED_VARIABLES[1] in raw
     if name == "Newexten":
-        return "\nContext: ctid-" in raw
+        return "\r\nContext: ctid-" in raw
     return True

@@ -9,10 +9,10 @@ EOL = "\r\n"
 
 
 def split_fields(raw: str) -> tuple[list[tuple[str, str]], int]:
-    """Header pairs of an LF-separated block, and how many malformed lines (no `key: value`) were skipped."""
+    """Header pairs of a CRLF-separated block, and how many malformed lines (no `key: value`) were skipped."""
     fields: list[tuple[str, str]] = []
     bad = 0
-    for line in raw.split("\n"):
+    for line in raw.split("\r\n"):
         key, sep, value = line.partition(": ")
         if not sep:
             key, sep, value = line.partition(":")
@@ -41,7 +41,7 @@ class AmiMessage:
 
     @classmethod
     def from_raw(cls, raw: str, first: tuple[str, str]) -> AmiMessage:
-        """A message over the LF-separated text of a block whose first line the parser already checked."""
+        """A message over the CRLF-separated text of a block whose first line the parser already checked."""
         msg = cls.__new__(cls)
         msg._fields = None
         msg._headers = None
@@ -76,7 +76,7 @@ class AmiMessage:
         if self._headers is None:
             if self._fields is None and self.raw is not None:
                 # the hot path: every line is `key: value`, split in one pass without building fields
-                parts = [line.split(": ", 1) for line in self.raw.split("\n")]
+                parts = [line.split(": ", 1) for line in self.raw.split("\r\n")]
                 try:
                     self._headers = dict(reversed(parts))
                     return self._headers
@@ -120,11 +120,11 @@ class AmiMessage:
         # a raw message answers a lookup with two scans in C, without splitting every header
         if self.first[0] == key:
             return self.first[1]
-        start = raw.find("\n" + key + ": ")
+        start = raw.find("\r\n" + key + ": ")
         if start < 0:
             return default
-        start += len(key) + 3
-        end = raw.find("\n", start)
+        start += len(key) + 4
+        end = raw.find("\r\n", start)
         return raw[start:] if end < 0 else raw[start:end]
 
     def __getitem__(self, key: str) -> str:

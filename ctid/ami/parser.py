@@ -31,40 +31,38 @@ class AmiParser:
 
     def feed(self, data: bytes) -> list[AmiMessage]:
         buf = self._buf + data if self._buf else data
-        if b"\r" in buf:
-            if buf[-1:] == b"\r":  # its LF may come with the next read
-                buf, tail = buf[:-1], b"\r"
-            else:
-                tail = b""
-            buf = buf.replace(b"\r\n", b"\n")
-        else:
-            tail = b""
+        if buf.count(b"\n") != buf.count(b"\r\n"):
+            # some line ends in a bare LF: make every ending CRLF (a CR last may still meet its LF)
+            tail = b"\r" if buf[-1:] == b"\r" else b""
+            buf = buf[: len(buf) - len(tail)].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + tail
         if self._expect_banner:
-            newline = buf.find(b"\n")
+            newline = buf.find(b"\r\n")
             if newline < 0:
-                self._buf = buf + tail
+                self._buf = buf
                 return []
             self._expect_banner = False
             first = buf[:newline].decode("utf-8", "replace")
             if first.startswith(BANNER_PREFIX):
                 self.banner = first
-                buf = buf[newline + 1 :]
-        cut = buf.rfind(b"\n\n")
+                buf = buf[newline + 2 :]
+        cut = buf.rfind(b"\r\n\r\n")
         if cut < 0:
-            self._buf = buf + tail
+            self._buf = buf
             return []
-        self._buf = buf[cut + 2 :] + tail
+        self._buf = buf[cut + 4 :]
         out: list[AmiMessage] = []
         append = out.append
-        for block in buf[:cut].decode("utf-8", "replace").split("\n\n"):
+        for block in buf[:cut].decode("utf-8", "replace").split("\r\n\r\n"):
+            if block[:2] == "\r\n":  # more than one blank line between messages
+                block = block.lstrip("\r\n")
             if not block:
                 continue
             if self._follows is not None:
-                msg = self._continue_follows(block.split("\n"))
+                msg = self._continue_follows(block.split("\r\n"))
                 if msg is not None:
                     append(msg)
                 continue
-            newline = block.find("\n")
+            newline = block.find("\r\n")
             key, sep, value = (block if newline < 0 else block[:newline]).partition(": ")
             if sep and key in _STARTS:
                 head = (key, value)
@@ -91,12 +89,12 @@ class AmiParser:
         self.malformed_lines += start
         fields = fields[start:]
         if fields[0] == ("Response", "Follows"):
-            return self._start_follows("\n".join(f"{k}: {v}" for k, v in fields))
+            return self._start_follows("\r\n".join(f"{k}: {v}" for k, v in fields))
         return AmiMessage(fields)
 
     def _start_follows(self, block: str) -> AmiMessage | None:
         fields: list[tuple[str, str]] = []
-        lines = block.split("\n")
+        lines = block.split("\r\n")
         for index, line in enumerate(lines):
             key, sep, value = line.partition(": ")
             if not sep or " " in key:

@@ -9,6 +9,7 @@ import pytest
 
 from ctid.ami.message import AmiMessage
 from pbxsim import World, call_center_site, scripted_peer, unreachable_peer
+from pbxsim.autoroute import AutoRouter
 from pbxsim.traffic import TrafficGenerator, TrafficProfile
 
 NINE_AM = 1_795_392_000.0 + 9 * 3600  # 2026-11-23 09:00 UTC
@@ -22,44 +23,6 @@ def traffic_world(seed: int, profile: TrafficProfile, agi: bool = False) -> tupl
     generator = TrafficGenerator(world, profile)
     generator.start()
     return world, generator
-
-
-class MiniCtid:
-    """Just enough of ctid to connect waiting callers to free agents: Setvar CTID_AGENT_DIAL + Redirect."""
-
-    def __init__(self, world: World, agents: list[str]) -> None:
-        self.world = world
-        self.free = list(agents)
-        self.busy: dict[str, str] = {}  # agent → caller channel
-        self.n = 0
-        self.events: list[AmiMessage] = []
-
-    def action(self, name: str, **headers: str) -> list[AmiMessage]:
-        self.n += 1
-        msg = AmiMessage([("Action", name), ("ActionID", f"a{self.n}"), *headers.items()])
-        result = self.world.handle_action(msg)
-        self.observe(result.events)
-        return result.replies
-
-    def observe(self, events: list[AmiMessage]) -> None:
-        self.events.extend(events)
-        for ev in events:
-            if ev.name == "Hangup" and ev["Channel"].startswith("PJSIP/1"):
-                agent = ev["Channel"].split("/")[1].split("-")[0]
-                if agent in self.busy:
-                    del self.busy[agent]
-                    self.free.append(agent)
-            if ev.name == "Newexten" and ev.get("Application") == "MusicOnHold" and self.free:
-                agent = self.free.pop(0)
-                self.busy[agent] = ev["Channel"]
-                caller = ev["Channel"]
-                self.action("Setvar", Channel=caller, Variable="CTID_AGENT_DIAL", Value=f"PJSIP/{agent}")
-                self.action("Redirect", Channel=caller, Context="ctid-connect", Exten="s", Priority="1")
-
-    def run(self, seconds: float, step: float = 1.0) -> None:
-        end = self.world.now + seconds
-        while self.world.now < end:
-            self.observe(self.world.advance(min(end, self.world.now + step)))
 
 
 def test_callers_arrive_at_the_configured_rate_and_abandon_after_their_patience() -> None:
@@ -90,28 +53,26 @@ def test_arrivals_follow_the_hour_of_day_profile() -> None:
 def test_agents_connected_by_a_driver_answer_and_calls_end() -> None:
     profile = replace(TrafficProfile.flat(60), answer_probability=0.8, hold_probability=0.5, talk_mean=60.0)
     world, gen = traffic_world(7, profile, agi=True)
-    ctid = MiniCtid(world, AGENTS)
-    ctid.run(3600)
+    router = AutoRouter(world, AGENTS)
+    events = router.run(3600)
     gen.stop()
-    ctid.run(1800)
-    names = Counter(e.name for e in ctid.events)
-    statuses = Counter(e["DialStatus"] for e in ctid.events if e.name == "DialEnd")
+    events += router.run(1800)
+    names = Counter(e.name for e in events)
+    statuses = Counter(e["DialStatus"] for e in events if e.name == "DialEnd")
     assert statuses["ANSWER"] >= 30
     assert statuses["NOANSWER"] >= 1  # some phones never answer; the Dial times out and ctid re-routes
     assert names["Hold"] >= 5 and names["Hold"] == names["Unhold"]
     assert names["BridgeEnter"] == 2 * names["BridgeCreate"]
     assert world.channels == {}  # every call ended
     ended_by_agent = len(
-        {e["Channel"] for e in ctid.events if e.name == "Newexten" and e["Context"] == "ctid-after"}
+        {e["Channel"] for e in events if e.name == "Newexten" and e["Context"] == "ctid-after"}
     )
     assert 0 < ended_by_agent < statuses["ANSWER"]  # both sides hang up first sometimes
 
 
 def _bytes(world: World, seconds: float, driven: bool) -> bytes:
     if driven:
-        ctid = MiniCtid(world, AGENTS)
-        ctid.run(seconds)
-        return b"".join(m.to_bytes() for m in ctid.events)
+        return b"".join(m.to_bytes() for m in AutoRouter(world, AGENTS).run(seconds))
     return b"".join(m.to_bytes() for m in world.step(seconds))
 
 
