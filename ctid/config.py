@@ -13,6 +13,8 @@ from ctid.errors import ConfigError
 from ctid.yamlconf import load_model
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+# a port ctid listens on; 0 lets the system pick a free one (tests, side-by-side instances)
+ListenPort = Annotated[int, Field(ge=0, le=65535)]
 Seconds = Annotated[float, Field(gt=0)]
 # Written into logs and metric labels, so kept to characters that need no quoting.
 ServerName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
@@ -52,19 +54,19 @@ class Listener(_Settings):
     """An address ctid listens on."""
 
     host: str = Field(default="127.0.0.1", min_length=1)
-    port: Port
+    port: ListenPort
 
 
 class AgiListener(Listener):
     """The FastAGI server Asterisk's dialplan connects to (`AGI(agi://host:4573/...)`)."""
 
-    port: Port = 4573
+    port: ListenPort = 4573
 
 
 class WebListener(Listener):
     """The HTTP server: agent desktop, wallboard, REST API and /metrics."""
 
-    port: Port = 8080
+    port: ListenPort = 8080
 
 
 class LogSettings(_Settings):

@@ -1,0 +1,122 @@
+"""The daemon against pbxsim over real TCP: calls, agents, health, and a reconnect after a cut mid-call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from ctid.config import load_config
+from ctid.daemon import Ctid
+from pbxsim import PbxSimServer, World, call_center_site
+from pbxsim.autoroute import AutoRouter
+
+AGENTS = ["1001"]
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[tuple[PbxSimServer, Ctid, str]]:
+    world = World(seed=5, endpoints=call_center_site(AGENTS))
+    server = PbxSimServer(world, host="127.0.0.1", port=0, agi_port=1)
+    server.observers.append(AutoRouter(world, AGENTS).observe)  # one agent: the first caller gets them
+    await server.start()
+    config = tmp_path / "ctid.yaml"
+    config.write_text(
+        "asterisk:\n"
+        f"  - {{name: pbx1, host: 127.0.0.1, port: {server.port}, username: ctid, secret: ctid,"
+        " reconnect_min_s: 0.05, reconnect_max_s: 0.2}\n"
+        "agi: {host: 127.0.0.1, port: 0}\n"
+        "web: {host: 127.0.0.1, port: 0}\n"
+    )
+    ctid = Ctid(load_config(config))
+    await ctid.start()
+    server.agi_port = ctid.ivr.port  # the dialplan's AGI() steps reach this ctid
+    await ctid.wait_synced()
+    yield server, ctid, f"http://127.0.0.1:{ctid.web_port}"
+    await ctid.stop()
+    await server.stop()
+
+
+async def get(url: str) -> Any:
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        return await resp.json()
+
+
+async def eventually(probe: Any, what: str, timeout: float = 5.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def pbxsim_contacts(server: PbxSimServer) -> dict[str, str]:
+    """pbxsim's own view: the channels in ctid's contexts, by state as ctid should name it."""
+    out = {}
+    for ch in server.channels():
+        if ch.context == "ctid-wait":
+            out[ch.name] = "waiting"
+        elif ch.context == "ctid-connect" and ch.bridge:
+            out[ch.name] = "connected"
+    return out
+
+
+async def ctid_contacts(base: str) -> dict[str, str]:
+    return {c["contact_channel"]: c["state"] for c in await get(f"{base}/api/calls")}
+
+
+async def test_calls_and_agents_follow_pbxsim_and_survive_a_cut_mid_call(
+    site: tuple[PbxSimServer, Ctid, str],
+) -> None:
+    server, ctid, base = site
+    first = await server.call_in("trunk", "4000", cid_num="13800001111", cid_name="张伟")
+    await server.advance(5)
+    second = await server.call_in("trunk", "4000", cid_num="13900002222", cid_name="Zoë Ångström")
+    await server.advance(5)
+    expected = {first: "connected", second: "waiting"}
+    assert pbxsim_contacts(server) == expected
+    await eventually(lambda: _matches(base, expected), "ctid to see one connected, one waiting caller")
+    calls = {c["contact_channel"]: c for c in await get(f"{base}/api/calls")}
+    assert (calls[first]["caller_name"], calls[first]["agent"]) == ("张伟", "PJSIP/1001")
+    assert calls[second]["queue"] == "default"  # set over FastAGI by ctid's IVR
+    agents = await get(f"{base}/api/agents")
+    assert [(a["device"], a["status"]) for a in agents] == [("PJSIP/1001", "on_call")]
+
+    # the AMI connection dies mid-call; while ctid is blind, the waiting caller hangs up and a new one comes
+    assert server.drop_connections() == 1
+    waiting = server.world.find_channel(second)
+    assert waiting is not None
+    server.world.hangup(waiting, 16)
+    third = await server.call_in("trunk", "4000", cid_num="13700003333", cid_name="李娜")
+    await server.advance(3)
+    expected = {first: "connected", third: "waiting"}
+    assert pbxsim_contacts(server) == expected
+    await eventually(lambda: _matches(base, expected), "ctid to resync to pbxsim's channels")
+    health = await get(f"{base}/healthz")
+    assert health["ok"] and ctid.servers["pbx1"].connection.reconnects == 1
+    calls = {c["contact_channel"]: c for c in await get(f"{base}/api/calls")}
+    assert calls[third]["queue"] == "default"  # CTID_QUEUE read back by the resync's Status
+
+    for ch in list(server.world.channels.values()):
+        server.world.hangup(ch, 16)
+    await server.settle()
+    await eventually(lambda: _empty(base), "every call to end")
+    history = await get(f"{base}/api/calls/history")
+    dispositions = {c["contact_channel"]: c["disposition"] for c in history}
+    assert dispositions[first] == "answered"
+    assert dispositions[second] == "lost"  # it hung up while ctid could not see it
+
+
+async def _matches(base: str, expected: dict[str, str]) -> bool:
+    return await ctid_contacts(base) == expected
+
+
+async def _empty(base: str) -> bool:
+    return await get(f"{base}/api/calls") == []
