@@ -233,6 +233,8 @@ class CallStateModel:
         self._gone_set: set[str] = set()
         # dialer calls that ended before Asterisk said why their Originate failed
         self._unresolved: deque[Call] = deque()
+        # failed OriginateResponses that came before any channel of their call
+        self._early_failures: deque[tuple[float, ev.OriginateResponse]] = deque()
         self.events_applied = 0
         self._handlers: dict[type[ev.AmiEvent], Callable[[Any, float, Out], None]] = {
             ev.Newchannel: self._on_newchannel,
@@ -816,12 +818,16 @@ class CallStateModel:
         deferred = target is None
         if target is None:
             target = next((c for c in self._unresolved if c.dialed == e.channel), None)
-        event = d.OriginateFailed(
-            now, target.linkedid if target else "", e.action_id or "", e.channel, e.reason, text
-        )
-        if target is None:
-            out.append(event)
+        if target is None:  # answered before its channels were even created: matched when the call ends
+            self._early_failures.append((now, e))
+            while self._early_failures and now - self._early_failures[0][0] > ORIGINATE_GRACE_S:
+                _, stale = self._early_failures.popleft()
+                reason = d.ORIGINATE_REASONS.get(stale.reason, "failed")
+                out.append(
+                    d.OriginateFailed(now, "", stale.action_id or "", stale.channel, stale.reason, reason)
+                )
             return
+        event = d.OriginateFailed(now, target.linkedid, e.action_id or "", e.channel, e.reason, text)
         target.originate_failed = True
         target.disposition = text
         target.direction = d.Direction.OUTBOUND
@@ -923,7 +929,12 @@ class CallStateModel:
         call.ended_at = now
         call.cause = call.cause or cause
         if call.dialed and not call.contact and not call.originate_failed and not lost:
-            self._unresolved.append(call)  # its OriginateResponse is still to come
+            early = next((item for item in self._early_failures if item[1].channel == call.dialed), None)
+            self._unresolved.append(call)
+            if early is None:
+                return  # its OriginateResponse is still to come
+            self._early_failures.remove(early)
+            self._on_originate_response(early[1], now, out)
             return
         if not call.disposition:
             call.disposition = (

@@ -90,3 +90,32 @@ def test_unknown_and_malformed_events_are_counted_never_fatal() -> None:
     hangup = AmiMessage([("Event", "Hangup"), ("Channel", "PJSIP/x-1"), ("Uniqueid", "9.9"), ("Cause", "16")])
     assert model.apply(ev.decode_event(hangup), 1.0) == []
     assert model.unknown_events == {"SomethingNew": 1, "Newstate": 1}
+
+
+def _outbound_failed_messages() -> list[AmiMessage]:
+    text = (TRANSCRIPT_DIR / "outbound-failed.ami.txt").read_text("utf-8")
+    return [m for m in AmiParser().feed(transcript_sessions(text)[0]) if m.is_event]
+
+
+def _fold(messages: list[AmiMessage]) -> CallStateModel:
+    model = CallStateModel()
+    for msg in messages:
+        event = ev.decode_event(msg)
+        model.apply(event, event.ts or 0.0)
+    return model
+
+
+def test_a_failed_originate_is_matched_whether_its_answer_comes_first_or_last() -> None:
+    """On a real Asterisk the OriginateResponse may precede the Newchannel or follow the Hangups."""
+    messages = _outbound_failed_messages()
+    responses = [m for m in messages if m.name == "OriginateResponse"]
+    others = [m for m in messages if m.name != "OriginateResponse"]
+    busy, ring_out = responses  # b5550003 (reason 5), q5550004 (reason 3)
+    model = _fold([busy, *others, ring_out])
+    calls = model.all_calls()
+    assert [(c.caller_num, c.disposition) for c in calls] == [("b5550003", "busy"), ("q5550004", "no-answer")]
+    for call in calls:
+        assert [e["kind"] for e in call.timeline if e["kind"] in ("OriginateFailed", "CallEnded")] == [
+            "OriginateFailed",
+            "CallEnded",
+        ]
