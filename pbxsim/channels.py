@@ -3,41 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import TYPE_CHECKING
+
+from ctid.ami.events import UNKNOWN as UNKNOWN  # one definition for ctid and pbxsim
+from ctid.ami.events import ChannelState as ChannelState
 
 if TYPE_CHECKING:
     from pbxsim.site import Endpoint
     from pbxsim.world import BridgeOwner
-
-UNKNOWN = "<unknown>"
-
-
-class ChannelState(IntEnum):
-    DOWN = 0
-    RESERVED = 1
-    OFFHOOK = 2
-    DIALING = 3
-    RING = 4
-    RINGING = 5
-    UP = 6
-    BUSY = 7
-
-    @property
-    def desc(self) -> str:
-        return _STATE_DESC[self]
-
-
-_STATE_DESC = {
-    ChannelState.DOWN: "Down",
-    ChannelState.RESERVED: "Rsrvd",
-    ChannelState.OFFHOOK: "OffHook",
-    ChannelState.DIALING: "Dialing",
-    ChannelState.RING: "Ring",
-    ChannelState.RINGING: "Ringing",
-    ChannelState.UP: "Up",
-    ChannelState.BUSY: "Busy",
-}
 
 CAUSE_TEXT = {
     0: "Unknown",

@@ -25,6 +25,25 @@ class ChannelState(IntEnum):
     DIALING_OFFHOOK = 8
     PRERING = 9
 
+    @property
+    def desc(self) -> str:
+        """Asterisk's ChannelStateDesc."""
+        return _STATE_DESC[self]
+
+
+_STATE_DESC = {
+    ChannelState.DOWN: "Down",
+    ChannelState.RESERVED: "Rsrvd",
+    ChannelState.OFFHOOK: "OffHook",
+    ChannelState.DIALING: "Dialing",
+    ChannelState.RING: "Ring",
+    ChannelState.RINGING: "Ringing",
+    ChannelState.UP: "Up",
+    ChannelState.BUSY: "Busy",
+    ChannelState.DIALING_OFFHOOK: "Dialing Offhook",
+    ChannelState.PRERING: "Pre-ring",
+}
+
 
 _STATES = {str(s.value): s for s in ChannelState}
 
