@@ -120,3 +120,40 @@ async def _matches(base: str, expected: dict[str, str]) -> bool:
 
 async def _empty(base: str) -> bool:
     return await get(f"{base}/api/calls") == []
+
+
+async def test_ctid_run_serves_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import sys
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    async with PbxSimServer(World(seed=1), host="127.0.0.1", port=0, agi_port=1) as server:
+        web, agi = free_port(), free_port()
+        config = tmp_path / "ctid.yaml"
+        config.write_text(
+            f"asterisk:\n  - {{name: pbx1, host: 127.0.0.1, port: {server.port},"
+            " username: ctid, secret: ctid}\n"
+            f"agi: {{host: 127.0.0.1, port: {agi}}}\nweb: {{host: 127.0.0.1, port: {web}}}\n"
+            "log: {format: json, level: info}\n"
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ctid.cli", "run", "-c", str(config),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+
+        async def healthy() -> bool:
+            try:
+                return bool((await get(f"http://127.0.0.1:{web}/healthz"))["ok"])
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(healthy, "ctid run to be healthy", timeout=15)
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), 10)
+    assert process.returncode == 0
+    assert b'"event": "ctid_stopped"' in output
