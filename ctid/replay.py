@@ -59,7 +59,7 @@ class Replayer:
         self.now = 0.0
 
     def feed(self, msg: AmiMessage) -> None:
-        if not msg.is_event:
+        if not msg.is_event or not ev.relevant(msg):  # the same events the daemon folds
             return
         if "Timestamp" in msg.headers:
             if msg.fields in self._seen_set:
