@@ -1,1 +1,27 @@
-"""routing: placeholder package of the client's layout; filled by its own issue."""
+"""routing: ctid's ACD. Pure decisions over a snapshot of agents and waiting contacts (`decide`)."""
+
+from routing.engine import decide, effective_priority, queue_order
+from routing.model import (
+    AgentStatus,
+    AgentView,
+    Command,
+    OfferCall,
+    QueuePolicy,
+    RoutingSnapshot,
+    Strategy,
+    WaitingCall,
+)
+
+__all__ = [
+    "AgentStatus",
+    "AgentView",
+    "Command",
+    "OfferCall",
+    "QueuePolicy",
+    "RoutingSnapshot",
+    "Strategy",
+    "WaitingCall",
+    "decide",
+    "effective_priority",
+    "queue_order",
+]

@@ -1,0 +1,220 @@
+"""The routing decision on hand-made snapshots: strategies, priorities that age, overflow, exclusions."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from routing import (
+    AgentStatus,
+    AgentView,
+    QueuePolicy,
+    RoutingSnapshot,
+    Strategy,
+    WaitingCall,
+    decide,
+    effective_priority,
+)
+from routing.engine import qualifies
+
+NOW = 10_000.0
+SALES = QueuePolicy("sales", skills=(("sales", 3),), ring_timeout_s=12.0)
+
+
+def agent(
+    agent_id: str, *, since: float = 0.0, status: AgentStatus = AgentStatus.READY, **kw: object
+) -> AgentView:
+    options: dict[str, object] = {"skills": (("sales", 5),), "queues": ("sales",)}
+    options.update(kw)
+    return AgentView(agent_id, f"PJSIP/{agent_id}", status, since, **options)  # type: ignore[arg-type]
+
+
+def call(linkedid: str, *, arrived: float = NOW - 10, queue: str = "sales", **kw: object) -> WaitingCall:
+    return WaitingCall(linkedid, f"PJSIP/trunk-{linkedid}", queue, arrived, **kw)  # type: ignore[arg-type]
+
+
+def snapshot(
+    agents: list[AgentView], waiting: list[WaitingCall], queue: QueuePolicy = SALES, ageing: float = 1.0
+) -> RoutingSnapshot:
+    return RoutingSnapshot({queue.name: queue}, tuple(agents), tuple(waiting), ageing_per_s=ageing)
+
+
+def routed(snap: RoutingSnapshot) -> list[tuple[str, str]]:
+    return [(o.linkedid, o.agent_id) for o in decide(snap, NOW)]
+
+
+def test_longest_idle_agent_gets_the_call_and_the_offer_carries_the_dial_data() -> None:
+    snap = snapshot(
+        [agent("1001", since=500), agent("1002", since=100), agent("1003", since=300)], [call("c1")]
+    )
+    (offer,) = decide(snap, NOW)
+    assert (offer.agent_id, offer.device, offer.channel) == ("1002", "PJSIP/1002", "PJSIP/trunk-c1")
+    assert (offer.ring_timeout_s, offer.queue) == (12.0, "sales")
+
+
+def test_only_ready_and_qualified_agents_are_offered() -> None:
+    agents = [
+        agent("1001", since=0, status=AgentStatus.PAUSED),
+        agent("1002", since=1, status=AgentStatus.WRAP_UP),
+        agent("1003", since=2, skills=(("sales", 2),)),  # below the queue's minimum level 3
+        agent("1004", since=3, queues=("support",)),
+        agent("1005", since=4),
+    ]
+    assert routed(snapshot(agents, [call("c1")])) == [("c1", "1005")]
+
+
+def test_least_occupied_routes_by_load() -> None:
+    queue = QueuePolicy("sales", strategy=Strategy.LEAST_OCCUPIED)
+    agents = [
+        agent("1001", occupancy=0.9, since=0),
+        agent("1002", occupancy=0.4),
+        agent("1003", occupancy=0.7),
+    ]
+    assert routed(snapshot(agents, [call("c1"), call("c2", arrived=NOW - 5)], queue)) == [
+        ("c1", "1002"),
+        ("c2", "1003"),
+    ]
+
+
+def test_skill_first_prefers_the_most_skilled() -> None:
+    queue = QueuePolicy("sales", skills=(("sales", 3), ("chinese", 1)), strategy=Strategy.SKILL_FIRST)
+    agents = [
+        agent("1001", skills=(("sales", 5), ("chinese", 2)), since=0),
+        agent("1002", skills=(("sales", 9), ("chinese", 6)), since=50),
+        agent("1003", skills=(("sales", 9),), since=10),  # no chinese: not qualified
+    ]
+    assert routed(snapshot(agents, [call("c1")], queue)) == [("c1", "1002")]
+
+
+def test_best_for_tier_gives_tier_a_the_best_agent_and_others_the_least_loaded() -> None:
+    queue = QueuePolicy("sales", strategy=Strategy.BEST_FOR_TIER)
+    agents = [agent("1001", quality=0.95, occupancy=0.9), agent("1002", quality=0.6, occupancy=0.2)]
+    assert routed(snapshot(agents, [call("a", tier="A", base_priority=100)], queue)) == [("a", "1001")]
+    assert routed(snapshot(agents, [call("c", tier="C", base_priority=10)], queue)) == [("c", "1002")]
+
+
+def test_round_robin_offers_the_agent_offered_longest_ago() -> None:
+    queue = QueuePolicy("sales", strategy=Strategy.ROUND_ROBIN)
+    agents = [
+        agent("1001", last_offered_seq=7),
+        agent("1002", last_offered_seq=3),
+        agent("1003", last_offered_seq=5),
+    ]
+    assert routed(snapshot(agents, [call("c1")], queue)) == [("c1", "1002")]
+
+
+def test_ties_are_broken_by_agent_id() -> None:
+    agents = [agent("1003", since=5), agent("1001", since=5), agent("1002", since=5)]
+    assert routed(snapshot(agents, [call("c1")])) == [("c1", "1001")]
+
+
+def test_a_tier_a_caller_who_arrives_later_is_served_first() -> None:
+    waiting = [
+        call("c-tier", arrived=NOW - 30, tier="C", base_priority=10),
+        call("a-tier", arrived=NOW - 2, tier="A", base_priority=100),
+    ]
+    assert routed(snapshot([agent("1001")], waiting)) == [("a-tier", "1001")]
+
+
+def test_ageing_lets_a_long_waiting_c_caller_overtake_a_fresh_a_caller() -> None:
+    # base A 100, C 10, 1 point a second: after 90 s of waiting C equals A's fresh priority
+    fresh_a = call("a", arrived=NOW - 1, tier="A", base_priority=100)
+    c_89 = call("c", arrived=NOW - 89, tier="C", base_priority=10)
+    c_95 = call("c", arrived=NOW - 95, tier="C", base_priority=10)
+    assert routed(snapshot([agent("1001")], [fresh_a, c_89])) == [("a", "1001")]
+    assert routed(snapshot([agent("1001")], [fresh_a, c_95])) == [("c", "1001")]
+    assert effective_priority(c_95, NOW, 1.0) > effective_priority(fresh_a, NOW, 1.0)
+
+
+def test_an_agent_who_let_the_call_ring_out_is_not_offered_it_again() -> None:
+    agents = [agent("1001", since=0), agent("1002", since=100)]
+    assert routed(snapshot(agents, [call("c1", excluded_agents=("1001",))])) == [("c1", "1002")]
+
+
+def test_overflow_widens_skill_levels_then_adds_another_queue() -> None:
+    queue = QueuePolicy(
+        "sales",
+        skills=(("sales", 6),),
+        widen_after_s=30,
+        widen_by=2,
+        add_queue_after_s=60,
+        add_queue="support",
+    )
+    junior = agent("1001", skills=(("sales", 4),))
+    helper = agent("2001", queues=("support",), skills=(("sales", 9),))
+    assert routed(snapshot([junior, helper], [call("c1", arrived=NOW - 10)], queue)) == []
+    assert routed(snapshot([junior, helper], [call("c1", arrived=NOW - 40)], queue)) == [("c1", "1001")]
+    assert routed(snapshot([helper], [call("c1", arrived=NOW - 70)], queue)) == [("c1", "2001")]
+
+
+def test_calls_without_a_free_agent_wait_and_no_agent_is_booked_twice() -> None:
+    waiting = [call(f"c{i}", arrived=NOW - 10 - i) for i in range(5)]
+    offers = routed(snapshot([agent("1001"), agent("1002")], waiting))
+    assert [c for c, _ in offers] == ["c4", "c3"]  # the two who waited longest
+    assert sorted(a for _, a in offers) == ["1001", "1002"]
+
+
+@st.composite
+def snapshots(draw: st.DrawFn) -> RoutingSnapshot:
+    n_agents = draw(st.integers(0, 12))
+    agents = [
+        AgentView(
+            f"a{i}",
+            f"PJSIP/a{i}",
+            draw(st.sampled_from(list(AgentStatus))),
+            draw(st.floats(0, NOW)),
+            skills=(("sales", draw(st.integers(1, 10))),),
+            queues=tuple(draw(st.sets(st.sampled_from(["sales", "support"]), min_size=1))),
+            occupancy=draw(st.floats(0, 1)),
+        )
+        for i in range(n_agents)
+    ]
+    waiting = [
+        WaitingCall(
+            f"c{i}",
+            f"ch{i}",
+            draw(st.sampled_from(["sales", "support"])),
+            draw(st.floats(0, NOW)),
+            tier=draw(st.sampled_from("ABC")),
+            base_priority=draw(st.sampled_from([10.0, 50.0, 100.0])),
+            excluded_agents=tuple(draw(st.sets(st.sampled_from([a.agent_id for a in agents] or ["x"])))),
+        )
+        for i in range(draw(st.integers(0, 12)))
+    ]
+    strategy = draw(st.sampled_from(list(Strategy)))
+    queues = {
+        "sales": QueuePolicy("sales", skills=(("sales", draw(st.integers(1, 10))),), strategy=strategy),
+        "support": QueuePolicy("support", strategy=strategy),
+    }
+    return RoutingSnapshot(queues, tuple(agents), tuple(waiting))
+
+
+@settings(max_examples=300, deadline=None)
+@given(snap=snapshots())
+def test_invariants_no_double_booking_only_ready_qualified_agents_and_no_idle_match_left(
+    snap: RoutingSnapshot,
+) -> None:
+    offers = decide(snap, NOW)
+    agents = {a.agent_id: a for a in snap.agents}
+    calls = {c.linkedid: c for c in snap.waiting}
+    assert len({o.agent_id for o in offers}) == len(offers)  # no agent double-booked
+    assert len({o.linkedid for o in offers}) == len(offers)  # no call offered twice
+    for offer in offers:
+        chosen, waiting = agents[offer.agent_id], calls[offer.linkedid]
+        assert chosen.status is AgentStatus.READY and waiting.queue in chosen.queues
+        assert offer.agent_id not in waiting.excluded_agents
+        assert qualifies(chosen, snap.queues[waiting.queue], 0)
+    # a call left waiting has no ready, qualified, unbooked agent
+    booked = {o.agent_id for o in offers}
+    for waiting in calls.values():
+        if waiting.linkedid in {o.linkedid for o in offers}:
+            continue
+        assert not [
+            a
+            for a in snap.agents
+            if a.status is AgentStatus.READY
+            and waiting.queue in a.queues
+            and a.agent_id not in booked
+            and a.agent_id not in waiting.excluded_agents
+            and qualifies(a, snap.queues[waiting.queue], 0)
+        ]
