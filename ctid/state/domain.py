@@ -82,6 +82,13 @@ class CallConnected(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class AgentLeftCall(DomainEvent):
+    """The agent's leg left the contact (hung up, transferred, or the caller left): wrap-up starts."""
+
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallHeld(DomainEvent):
     channel: str
 

@@ -464,7 +464,7 @@ class CallStateModel:
     def _enter_wait(self, call: Call, now: float, out: Out) -> None:
         if call.agent and call.state in (CallState.CONNECTED, CallState.HELD):
             self._close_hold(call, now)
-            self._agent_left(call, now)  # moved back to a queue straight from a conversation
+            self._agent_left(call, now, out)  # moved back to a queue straight from a conversation
         requeued = call.state is CallState.RINGING or (
             call.state is CallState.WAITING and call.arrived_at is not None
         )
@@ -683,7 +683,7 @@ class CallStateModel:
             # on hold the agent may be consulting someone else: still the call's agent until they hang
             # up or the transfer completes
             if call.state is CallState.CONNECTED and call.agent:
-                self._agent_left(call, now)
+                self._agent_left(call, now, out)
             return
         device = other.device
         if call.state in (CallState.CONNECTED, CallState.HELD) and call.agent == device:
@@ -691,7 +691,7 @@ class CallStateModel:
         if call.agent and call.agent != device and call.state in (CallState.CONNECTED, CallState.HELD):
             # the contact is bridged with another agent without passing through a queue: attended transfer
             previous = call.agent
-            self._agent_left(call, now)
+            self._agent_left(call, now, out)
             call.transfers += 1
             self._emit(
                 call,
@@ -726,12 +726,14 @@ class CallStateModel:
         )
         call.waiting_since = None
 
-    def _agent_left(self, call: Call, now: float) -> None:
+    def _agent_left(self, call: Call, now: float, out: Out) -> None:
         agent = self.agents.get(call.agent)
         if agent is not None and agent.call == call.linkedid:
             agent.call = ""
             agent.since = now
             agent.handled += 1
+        if call.agent:
+            self._emit(call, d.AgentLeftCall(now, call.linkedid, call.agent), out)
         call.agent = ""
         call.agent_channel = ""
         call.state = CallState.AFTER
@@ -773,7 +775,7 @@ class CallStateModel:
         from_agent = device_of(e.transferer.channel) if e.transferer else ""
         self._close_hold(call, now)
         if call.agent:
-            self._agent_left(call, now)
+            self._agent_left(call, now, out)
         call.transfers += 1
         to_queue = e.extension if e.context == "ctid-transfer" else ""
         to_agent = "" if to_queue else f"{e.extension}@{e.context}"
@@ -882,7 +884,7 @@ class CallStateModel:
             and call.state in (CallState.CONNECTED, CallState.HELD)
         ):
             self._close_hold(call, now)
-            self._agent_left(call, now)
+            self._agent_left(call, now, out)
         if not call.channels:
             self._end_call(call, now, out, cause, lost)
 
@@ -911,7 +913,7 @@ class CallStateModel:
         elif call.state in (CallState.CONNECTED, CallState.HELD):
             if not call.ended_by:
                 call.ended_by = "caller"
-            self._agent_left(call, now)
+            self._agent_left(call, now, out)
             call.disposition = "answered"
         elif call.state is CallState.AFTER:
             call.disposition = "answered" if call.answered_at is not None else "abandoned"

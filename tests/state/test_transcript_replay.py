@@ -18,7 +18,7 @@ def calls_of(name: str) -> list[dict[str, Any]]:
 
 
 def kinds(call: dict[str, Any]) -> list[str]:
-    skip = {"call_started", "CallVariable", "after", "attended_transfer_event"}
+    skip = {"call_started", "CallVariable", "after", "attended_transfer_event", "AgentLeftCall"}
     return [e["kind"] for e in call["timeline"] if e["kind"] not in skip]
 
 
@@ -101,6 +101,9 @@ def test_attended_transfer_to_an_agent() -> None:
         2.25, abs=0.1
     )  # on hold from the consult until 1004 took the caller
     assert (call["transfers"], call["ended_by"]) == (1, "caller")
+    # each agent's segment ends once: 1001 at the transfer, 1004 when the caller hangs up
+    left = [e["agent"] for e in call["timeline"] if e["kind"] == "AgentLeftCall"]
+    assert left == ["Local/1001@sim-phones", "Local/1004@sim-phones"]
 
 
 def test_outbound_human_reaches_an_agent() -> None:

@@ -1,0 +1,198 @@
+"""Agent states as ctid keeps them: set by agents (REST, feature codes) and by what their calls do.
+
+Pure: domain events and commands come in with the time; `views(now)` gives routing its AgentViews.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from ctid.errors import CtidError
+from ctid.state import domain as d
+from routing.model import AgentStatus, AgentView
+
+NO_ANSWER = "no-answer"
+# device states that mean the phone is in use: an agent busy on a personal call is not offered calls
+BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
+WORKING = frozenset({AgentStatus.RESERVED, AgentStatus.ON_CALL, AgentStatus.ON_HOLD, AgentStatus.WRAP_UP})
+SETTABLE = frozenset({AgentStatus.READY, AgentStatus.PAUSED, AgentStatus.LOGGED_OUT})
+
+
+class AgentStateError(CtidError):
+    """A state change an agent may not make now (e.g. ready while on a call)."""
+
+
+@dataclass(slots=True)
+class AgentRecord:
+    agent_id: str
+    device: str
+    name: str = ""
+    skills: tuple[tuple[str, int], ...] = ()
+    queues: tuple[str, ...] = ()
+    status: AgentStatus = AgentStatus.LOGGED_OUT
+    since: float = 0.0
+    pause_reason: str = ""
+    wrap_until: float | None = None
+    call: str = ""  # linkedid of the call the agent is reserved for or talking on
+    device_busy: bool = False
+    last_offered_seq: int = 0
+    quality: float = 0.0
+    # (start, end, working) intervals of logged-in time, for occupancy over the sliding window
+    history: deque[tuple[float, float, bool]] = field(default_factory=deque)
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.agent_id,
+            "name": self.name,
+            "device": self.device,
+            "status": self.status.value,
+            "since": self.since,
+            "time_in_state_s": round(max(0.0, now - self.since), 3),
+            "pause_reason": self.pause_reason,
+            "wrap_until": self.wrap_until,
+            "call": self.call,
+            "personal_call": self.device_busy and not self.call,
+            "queues": list(self.queues),
+            "skills": dict(self.skills),
+        }
+
+
+class AgentBook:
+    """Every configured agent's state, occupancy and offer order."""
+
+    def __init__(
+        self, agents: list[AgentRecord], *, window_s: float = 3600.0, wrap_up_s: float = 30.0
+    ) -> None:
+        self.agents = {a.agent_id: a for a in agents}
+        self.by_device = {a.device: a for a in agents}
+        self.window_s = window_s
+        self.wrap_up_s = wrap_up_s
+        self._offers = 0
+
+    # ---- what agents ask ----------------------------------------------------------------------------
+
+    def set_state(self, agent_id: str, status: AgentStatus, now: float, reason: str = "") -> AgentRecord:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            raise AgentStateError(f"no agent {agent_id}")
+        if status not in SETTABLE:
+            raise AgentStateError(f"{status.value} is set by calls, not by agents")
+        if agent.status in (AgentStatus.RESERVED, AgentStatus.ON_CALL, AgentStatus.ON_HOLD):
+            raise AgentStateError(f"agent {agent_id} is on a call")
+        if status is AgentStatus.PAUSED and not reason:
+            raise AgentStateError("a pause needs a reason code")
+        self._move(agent, status, now, reason if status is AgentStatus.PAUSED else "")
+        return agent
+
+    # ---- what calls do ------------------------------------------------------------------------------
+
+    def offered(self, agent_id: str, linkedid: str, now: float) -> None:
+        """Routing chose this agent: reserved until the phone answers or rings out."""
+        agent = self.agents[agent_id]
+        self._offers += 1
+        agent.last_offered_seq = self._offers
+        agent.call = linkedid
+        self._move(agent, AgentStatus.RESERVED, now)
+
+    def apply(self, event: d.DomainEvent, now: float) -> None:
+        if isinstance(event, d.AgentRinging):
+            agent = self.by_device.get(event.agent)
+            if agent is not None and agent.status is not AgentStatus.RESERVED:
+                agent.call = event.linkedid
+                self._move(agent, AgentStatus.RESERVED, now)
+        elif isinstance(event, d.CallConnected):
+            agent = self.by_device.get(event.agent)
+            if agent is not None:
+                agent.call = event.linkedid
+                self._move(agent, AgentStatus.ON_CALL, now)
+        elif isinstance(event, d.RingNoAnswer):
+            agent = self.by_device.get(event.agent)
+            if agent is not None and agent.call == event.linkedid:
+                agent.call = ""
+                self._move(agent, AgentStatus.PAUSED, now, NO_ANSWER)  # ring-no-answer recovery
+        elif isinstance(event, d.AgentLeftCall):
+            agent = self.by_device.get(event.agent)
+            if agent is not None and agent.call == event.linkedid:
+                agent.call = ""
+                agent.wrap_until = now + self.wrap_up_s
+                self._move(agent, AgentStatus.WRAP_UP, now)
+        elif isinstance(event, d.CallHeld | d.CallResumed):
+            agent = next((a for a in self.agents.values() if a.call == event.linkedid), None)
+            if agent is not None and agent.status in (AgentStatus.ON_CALL, AgentStatus.ON_HOLD):
+                held = isinstance(event, d.CallHeld)
+                self._move(agent, AgentStatus.ON_HOLD if held else AgentStatus.ON_CALL, now)
+        elif isinstance(event, d.CallAbandoned | d.CallEnded):
+            # a reservation whose caller left before the phone answered
+            for agent in self.agents.values():
+                if agent.call == event.linkedid and agent.status is AgentStatus.RESERVED:
+                    agent.call = ""
+                    self._move(agent, AgentStatus.READY, now)
+        elif isinstance(event, d.AgentDeviceChanged):
+            agent = self.by_device.get(event.device)
+            if agent is not None:
+                agent.device_busy = event.state in BUSY_DEVICE_STATES
+
+    def tick(self, now: float) -> None:
+        """Wrap-ups that ran out make their agents ready."""
+        for agent in self.agents.values():
+            if (
+                agent.status is AgentStatus.WRAP_UP
+                and agent.wrap_until is not None
+                and now >= agent.wrap_until
+            ):
+                self._move(agent, AgentStatus.READY, agent.wrap_until)
+
+    # ---- what routing reads --------------------------------------------------------------------------
+
+    def occupancy(self, agent: AgentRecord, now: float) -> float:
+        """(talk + hold + wrap) / (that + ready idle) over the sliding window (METRICS.md).
+
+        Paused and logged-out time counts on neither side.
+        """
+        start = now - self.window_s
+        spans = list(agent.history)
+        if agent.status is AgentStatus.READY or agent.status in WORKING:
+            spans.append((agent.since, now, agent.status in WORKING))
+        working = idle = 0.0
+        for begin, end, is_working in spans:
+            length = max(0.0, min(end, now) - max(begin, start))
+            if is_working:
+                working += length
+            else:
+                idle += length
+        total = working + idle
+        return working / total if total > 0 else 0.0
+
+    def views(self, now: float) -> tuple[AgentView, ...]:
+        out = []
+        for agent in self.agents.values():
+            status = agent.status
+            if status is AgentStatus.READY and agent.device_busy:
+                status = AgentStatus.ON_CALL  # a personal call: not offered anything
+            out.append(
+                AgentView(
+                    agent.agent_id,
+                    agent.device,
+                    status,
+                    agent.since,
+                    skills=agent.skills,
+                    queues=agent.queues,
+                    occupancy=self.occupancy(agent, now),
+                    quality=agent.quality,
+                    last_offered_seq=agent.last_offered_seq,
+                )
+            )
+        return tuple(out)
+
+    def _move(self, agent: AgentRecord, status: AgentStatus, now: float, reason: str = "") -> None:
+        if agent.status not in (AgentStatus.LOGGED_OUT, AgentStatus.PAUSED):
+            agent.history.append((agent.since, now, agent.status in WORKING))
+            while agent.history and agent.history[0][1] < now - self.window_s:
+                agent.history.popleft()
+        agent.status = status
+        agent.since = now
+        agent.pause_reason = reason
+        if status is not AgentStatus.WRAP_UP:
+            agent.wrap_until = None

@@ -1,0 +1,98 @@
+"""Agent states: what agents set, what their calls do to them, occupancy, and the device cross-check."""
+
+from __future__ import annotations
+
+import pytest
+
+from ctid.state import domain as d
+from routing.agents import AgentBook, AgentRecord, AgentStateError
+from routing.model import AgentStatus
+
+
+def book(wrap_up_s: float = 30.0) -> AgentBook:
+    agents = [
+        AgentRecord("a1", "PJSIP/1001", queues=("sales",)),
+        AgentRecord("a2", "PJSIP/1002", queues=("sales",)),
+    ]
+    return AgentBook(agents, window_s=3600.0, wrap_up_s=wrap_up_s)
+
+
+def status(b: AgentBook, agent_id: str) -> AgentStatus:
+    return b.agents[agent_id].status
+
+
+def test_a_call_moves_an_agent_through_reserved_on_call_hold_wrap_up_and_back_to_ready() -> None:
+    b = book(wrap_up_s=20)
+    b.set_state("a1", AgentStatus.READY, now=0)
+    b.offered("a1", "L1", now=10)
+    assert status(b, "a1") is AgentStatus.RESERVED and b.agents["a1"].call == "L1"
+    b.apply(d.CallConnected(12, "L1", "PJSIP/1001", "PJSIP/1001-1", "sales", 5.0), 12)
+    assert status(b, "a1") is AgentStatus.ON_CALL
+    b.apply(d.CallHeld(30, "L1", "PJSIP/1001-1"), 30)
+    assert status(b, "a1") is AgentStatus.ON_HOLD
+    b.apply(d.CallResumed(40, "L1", "PJSIP/1001-1", 10.0), 40)
+    b.apply(d.AgentLeftCall(100, "L1", "PJSIP/1001"), 100)
+    assert status(b, "a1") is AgentStatus.WRAP_UP and b.agents["a1"].wrap_until == 120
+    b.tick(119)
+    assert status(b, "a1") is AgentStatus.WRAP_UP
+    b.tick(121)
+    assert status(b, "a1") is AgentStatus.READY and b.agents["a1"].since == 120
+
+
+def test_ring_no_answer_pauses_the_agent_with_reason_no_answer() -> None:
+    b = book()
+    b.set_state("a1", AgentStatus.READY, now=0)
+    b.offered("a1", "L1", now=5)
+    b.apply(d.RingNoAnswer(20, "L1", "PJSIP/1001", "NOANSWER", 15.0), 20)
+    agent = b.agents["a1"]
+    assert (agent.status, agent.pause_reason, agent.call) == (AgentStatus.PAUSED, "no-answer", "")
+
+
+def test_a_reserved_agent_is_freed_when_the_caller_abandons() -> None:
+    b = book()
+    b.set_state("a1", AgentStatus.READY, now=0)
+    b.offered("a1", "L1", now=5)
+    b.apply(d.CallAbandoned(7, "L1", "sales", 12.0, True), 7)
+    assert status(b, "a1") is AgentStatus.READY
+
+
+def test_agents_set_ready_pause_and_logout_but_not_while_on_a_call() -> None:
+    b = book()
+    with pytest.raises(AgentStateError):
+        b.set_state("a1", AgentStatus.PAUSED, now=0)  # a pause needs a reason
+    b.set_state("a1", AgentStatus.PAUSED, now=0, reason="lunch")
+    assert b.agents["a1"].pause_reason == "lunch"
+    b.set_state("a1", AgentStatus.READY, now=1)
+    b.offered("a1", "L1", now=2)
+    with pytest.raises(AgentStateError):
+        b.set_state("a1", AgentStatus.LOGGED_OUT, now=3)
+    with pytest.raises(AgentStateError):
+        b.set_state("a1", AgentStatus.ON_CALL, now=3)
+    with pytest.raises(AgentStateError):
+        b.set_state("nobody", AgentStatus.READY, now=3)
+
+
+def test_an_agent_busy_on_a_personal_call_is_not_offered_calls() -> None:
+    b = book()
+    b.set_state("a1", AgentStatus.READY, now=0)
+    b.apply(d.AgentDeviceChanged(1, "", "PJSIP/1001", "INUSE"), 1)
+    view = {v.agent_id: v for v in b.views(2)}["a1"]
+    assert view.status is AgentStatus.ON_CALL
+    assert b.agents["a1"].to_dict(2)["personal_call"] is True
+    b.apply(d.AgentDeviceChanged(3, "", "PJSIP/1001", "NOT_INUSE"), 3)
+    assert {v.agent_id: v for v in b.views(4)}["a1"].status is AgentStatus.READY
+
+
+def test_occupancy_counts_talk_hold_and_wrap_against_ready_time_and_ignores_pauses() -> None:
+    b = book(wrap_up_s=60)
+    b.set_state("a1", AgentStatus.READY, now=0)  # ready 0-100
+    b.offered("a1", "L1", now=100)
+    b.apply(d.CallConnected(100, "L1", "PJSIP/1001", "c", "sales", 0.0), 100)  # talk 100-340
+    b.apply(d.AgentLeftCall(340, "L1", "PJSIP/1001"), 340)  # wrap 340-400
+    b.tick(400)
+    b.set_state("a1", AgentStatus.PAUSED, now=500, reason="break")  # ready 400-500, then paused
+    # working 300 s of 500 s logged-in, non-paused time; the pause is left out
+    assert b.occupancy(b.agents["a1"], now=2000) == pytest.approx(300 / 500)
+    # the sliding window (3600 s) forgets the oldest time
+    b.set_state("a1", AgentStatus.READY, now=5000)
+    assert b.occupancy(b.agents["a1"], now=5500) == 0.0
