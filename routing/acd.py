@@ -1,0 +1,116 @@
+"""The ACD: who waits where, agent states fed by call events, and `decide` turned into offers (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ctid.state import domain as d
+from routing.agents import AgentBook
+from routing.engine import decide
+from routing.model import OfferCall, QueuePolicy, RoutingSnapshot, WaitingCall
+
+# (tier, customer id) -> base priority; the priority rules of routing.yaml
+PriorityOf = Callable[[str, str], float]
+
+
+def flat_priority(tier: str, customer: str) -> float:
+    return 0.0
+
+
+@dataclass(slots=True)
+class Waiting:
+    call: WaitingCall
+    customer: str = ""
+
+
+class Acd:
+    """Inbound routing state of one site: waiting contacts and agents, fed by domain events."""
+
+    def __init__(
+        self,
+        queues: dict[str, QueuePolicy],
+        agents: AgentBook,
+        *,
+        priority_of: PriorityOf = flat_priority,
+        ageing_per_s: float = 1.0,
+        default_tier: str = "C",
+    ) -> None:
+        self.queues = queues
+        self.agents = agents
+        self.priority_of = priority_of
+        self.ageing_per_s = ageing_per_s
+        self.default_tier = default_tier
+        self.waiting: dict[str, Waiting] = {}  # by linkedid
+        self._channels: dict[str, str] = {}  # linkedid -> contact channel
+        self._tiers: dict[str, tuple[str, str]] = {}  # linkedid -> (tier, customer)
+        self._excluded: dict[str, tuple[str, ...]] = {}  # agents who let a call ring out
+
+    def reconfigure(
+        self, queues: dict[str, QueuePolicy], priority_of: PriorityOf, ageing_per_s: float
+    ) -> None:
+        """A new routing.yaml applies at once, to callers already waiting too."""
+        self.queues, self.priority_of, self.ageing_per_s = queues, priority_of, ageing_per_s
+        for linkedid, entry in self.waiting.items():
+            tier, customer = self._tiers.get(linkedid, (self.default_tier, ""))
+            entry.call = replace(entry.call, base_priority=priority_of(tier, customer))
+
+    def apply(self, event: d.DomainEvent, now: float) -> None:
+        self.agents.apply(event, now)
+        linkedid = event.linkedid
+        if isinstance(event, d.CallArrived):
+            self._channels[linkedid] = event.channel
+        elif isinstance(event, d.CallVariable) and event.name in ("CTID_TIER", "CTID_CUSTOMER"):
+            tier, customer = self._tiers.get(linkedid, (self.default_tier, ""))
+            self._tiers[linkedid] = (
+                (event.value, customer) if event.name == "CTID_TIER" else (tier, event.value)
+            )
+            entry = self.waiting.get(linkedid)
+            if entry is not None:  # identified while already waiting: its priority changes now
+                tier, customer = self._tiers[linkedid]
+                entry.call = replace(entry.call, tier=tier, base_priority=self.priority_of(tier, customer))
+                entry.customer = customer
+        elif isinstance(event, d.CallWaiting):
+            tier, customer = self._tiers.get(linkedid, (self.default_tier, ""))
+            self.waiting[linkedid] = Waiting(
+                WaitingCall(
+                    linkedid,
+                    self._channels.get(linkedid, ""),
+                    event.queue,
+                    event.arrived_at,
+                    tier=tier,
+                    base_priority=self.priority_of(tier, customer),
+                    excluded_agents=self._excluded.get(linkedid, ()) if event.requeued else (),
+                ),
+                customer,
+            )
+        elif isinstance(event, d.AgentRinging | d.CallConnected | d.CallAbandoned):
+            self.waiting.pop(linkedid, None)
+        elif isinstance(event, d.RingNoAnswer):
+            self._excluded[linkedid] = (*self._excluded.get(linkedid, ()), self._agent_id(event.agent))
+        elif isinstance(event, d.CallEnded):
+            for table in (self.waiting, self._channels, self._tiers, self._excluded):
+                table.pop(linkedid, None)
+
+    def _agent_id(self, device: str) -> str:
+        agent = self.agents.by_device.get(device)
+        return agent.agent_id if agent is not None else device
+
+    def snapshot(self, now: float) -> RoutingSnapshot:
+        return RoutingSnapshot(
+            self.queues,
+            self.agents.views(now),
+            tuple(w.call for w in self.waiting.values() if w.call.channel),
+            ageing_per_s=self.ageing_per_s,
+        )
+
+    def step(self, now: float) -> list[OfferCall]:
+        """Expire wrap-ups, decide, and reserve the chosen agents; the caller sends the offers to Asterisk."""
+        self.agents.tick(now)
+        if not self.waiting:
+            return []
+        offers = decide(self.snapshot(now), now)
+        for offer in offers:
+            self.agents.offered(offer.agent_id, offer.linkedid, now)
+            self.waiting.pop(offer.linkedid, None)  # back on CallWaiting if the phone rings out
+        return offers
