@@ -28,10 +28,35 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_routing_file(path: str) -> bool:
+    """routing.yaml files have top-level `queues:`; everything else is checked as ctid.yaml."""
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError:
+        return False
+    return any(line.startswith("queues:") for line in text.splitlines())
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from ctid.config import check_config_command
+    from ctid.errors import ConfigError
+    from routing.config import load_routing_checked
 
-    return check_config_command(args.paths)
+    status = 0
+    others = [p for p in args.paths if not _is_routing_file(p)]
+    if others:
+        status = check_config_command(others)
+    for path in (p for p in args.paths if _is_routing_file(p)):
+        try:
+            _, warnings = load_routing_checked(Path(path))
+        except ConfigError as exc:
+            print("\n".join(exc.errors), file=sys.stderr)
+            status = 1
+            continue
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"OK {path}")
+    return status
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
