@@ -54,7 +54,14 @@ async def test_answered_call_identified_over_fastagi(
     await pbx.hangup(agent_channel)  # the agent hangs up first
     ended = await http.wait_ended(contact.linkedid)
     assert (ended["disposition"], ended["ended_by"], ended["state"]) == ("answered", "agent", "ended")
-    assert kinds(ended) == ["CallArrived", "CallWaiting", "AgentRinging", "CallConnected", "CallEnded"]
+    assert kinds(ended) == [
+        "CallArrived",
+        "CallWaiting",
+        "AgentRinging",
+        "CallConnected",
+        "AgentLeftCall",
+        "CallEnded",
+    ]
     (connected_event,) = timeline_events(ended, "CallConnected")
     assert (connected_event["agent"], connected_event["queue"]) == (AGENT_1001, "default")
     agents = {a["device"]: a for a in await http.agents()}
@@ -137,6 +144,7 @@ async def test_ring_no_answer_then_next_agent(pbx: Pbx, http: CtidHttp, asterisk
         "CallWaiting",
         "AgentRinging",
         "CallConnected",
+        "AgentLeftCall",
         "CallEnded",
     ]
     (rna,) = timeline_events(ended, "RingNoAnswer")

@@ -82,7 +82,14 @@ async def test_answered_by_a_person_reaches_an_agent(
 
     await pbx.hangup(contact.channel)
     ended = await http.wait_ended(linkedid)
-    assert kinds(ended) == ["CallArrived", "CallWaiting", "AgentRinging", "CallConnected", "CallEnded"]
+    assert kinds(ended) == [
+        "CallArrived",
+        "CallWaiting",
+        "AgentRinging",
+        "CallConnected",
+        "AgentLeftCall",
+        "CallEnded",
+    ]
     assert (ended["disposition"], ended["queue"], ended["campaign"]) == ("answered", "outbound-c1", "c1")
     contact_ids = [e["value"] for e in timeline_events(ended, "CallVariable") if e["name"] == "CTID_CONTACT"]
     assert contact_ids == ["42"]

@@ -119,8 +119,10 @@ async def test_attended_transfer_to_an_agent(pbx: Pbx, http: CtidHttp, asterisk:
         "AgentRinging",
         "CallConnected",
         "CallHeld",
+        "AgentLeftCall",
         "CallTransferred",
         "CallConnected",
+        "AgentLeftCall",
         "CallEnded",
     ]
     (transfer,) = timeline_events(ended, "CallTransferred")
