@@ -1,5 +1,8 @@
 """routing: ctid's ACD. Pure decisions over a snapshot of agents and waiting contacts (`decide`)."""
 
+from routing.acd import Acd
+from routing.agents import AgentBook, AgentRecord, AgentStateError
+from routing.config import RoutingConfig, is_open, load_routing, load_routing_checked, queue_policies
 from routing.engine import decide, effective_priority, queue_order
 from routing.model import (
     AgentStatus,
@@ -13,15 +16,24 @@ from routing.model import (
 )
 
 __all__ = [
+    "Acd",
+    "AgentBook",
+    "AgentRecord",
+    "AgentStateError",
     "AgentStatus",
     "AgentView",
     "Command",
     "OfferCall",
     "QueuePolicy",
+    "RoutingConfig",
     "RoutingSnapshot",
     "Strategy",
     "WaitingCall",
     "decide",
     "effective_priority",
+    "is_open",
+    "load_routing",
+    "load_routing_checked",
     "queue_order",
+    "queue_policies",
 ]
