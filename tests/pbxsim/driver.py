@@ -5,12 +5,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ctid.ami.message import AmiMessage
 from ctid.ami.parser import AmiParser
 from pbxsim import PbxSimServer
 
 Predicate = Callable[[AmiMessage], bool]
+
+
+class ScenarioAmi(Protocol):
+    """What a scenario script needs of its AMI client: pbxsim's (virtual time) or a real Asterisk's."""
+
+    async def action(self, name: str, **headers: str) -> AmiMessage: ...
+
+    async def wait(self, predicate: Predicate, after: int = 0, within: float = 120.0) -> AmiMessage: ...
+
+    def mark(self) -> int: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
 REAL_TIMEOUT = 5.0
 
 

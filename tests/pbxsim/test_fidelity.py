@@ -16,7 +16,7 @@ import pytest
 from ctid.ami.message import AmiMessage
 from pbxsim import PbxSimServer, World, reference_site
 from pbxsim.site import Endpoint
-from tests.pbxsim.driver import AgiPeer, AmiTestClient, event
+from tests.pbxsim.driver import AgiPeer, AmiTestClient, ScenarioAmi, event
 from tests.pbxsim.projection import describe_difference, project
 from tests.transcripts import SCENARIOS, load_agi_transcript, load_transcript
 
@@ -72,7 +72,7 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
 
 
 # ---- the scenarios, as capture.py plays them -------------------------------------------------------
-async def inbound_call(ami: AmiTestClient, number: str, name: str, patience: int) -> tuple[str, str]:
+async def inbound_call(ami: ScenarioAmi, number: str, name: str, patience: int) -> tuple[str, str]:
     mark = ami.mark()
     await ami.action(
         "Originate",
@@ -88,7 +88,7 @@ async def inbound_call(ami: AmiTestClient, number: str, name: str, patience: int
     return ev["Channel"], ev["Uniqueid"]
 
 
-async def connect_agent(ami: AmiTestClient, chan: str, dial: str, ring_timeout: str = "15") -> None:
+async def connect_agent(ami: ScenarioAmi, chan: str, dial: str, ring_timeout: str = "15") -> None:
     await ami.action("Setvar", Channel=chan, Variable="CTID_AGENT_DIAL", Value=dial)
     await ami.action("Setvar", Channel=chan, Variable="CTID_RING_TIMEOUT", Value=ring_timeout)
     await ami.action("Redirect", Channel=chan, Context="ctid-connect", Exten="s", Priority="1")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pbxsim import PbxSimServer, World
-from tests.pbxsim.driver import AgiPeer, AmiTestClient, event
+from tests.pbxsim.driver import AgiPeer, AmiTestClient, ScenarioAmi, event
 from tests.pbxsim.projection import describe_difference, project
 from tests.pbxsim.test_fidelity import connect_agent, inbound_call
 from tests.transcripts import load_transcript
@@ -37,14 +37,16 @@ async def ami() -> AsyncIterator[AmiTestClient]:
     await agi.stop()
 
 
-async def abandon_while_ringing(ami: AmiTestClient) -> None:
+async def abandon_while_ringing(ami: ScenarioAmi) -> None:
+    """The customer (patience 4 s) hangs up while agent 9001's phone rings: DialEnd CANCEL."""
     chan, uid = await inbound_call(ami, "13800001212", "周杰", 4)
     await connect_agent(ami, chan, "Local/9001@sim-phones")
     await ami.wait(event("Hangup", Uniqueid=uid), within=15)
     await ami.sleep(0.5)
 
 
-async def redirect_back_to_queue(ami: AmiTestClient) -> None:
+async def redirect_back_to_queue(ami: ScenarioAmi) -> None:
+    """ctid takes a connected caller back to ctid-wait (Redirect of the bridged caller); later hangs up."""
     chan, uid = await inbound_call(ami, "13800003434", "Zoë Ångström", 3600)
     await connect_agent(ami, chan, "Local/1001@sim-phones")
     await ami.wait(event("BridgeEnter", Uniqueid=uid))
@@ -58,7 +60,8 @@ async def redirect_back_to_queue(ami: AmiTestClient) -> None:
     await ami.sleep(0.5)
 
 
-async def dual_redirect(ami: AmiTestClient) -> None:
+async def dual_redirect(ami: ScenarioAmi) -> None:
+    """Both legs of a connected call are redirected to ctid-wait (Redirect with ExtraChannel)."""
     chan, uid = await inbound_call(ami, "13800005656", "李娜", 3600)
     await connect_agent(ami, chan, "Local/1001@sim-phones")
     end = await ami.wait(event("DialEnd", DialStatus="ANSWER", Uniqueid=uid))
@@ -83,7 +86,8 @@ async def dual_redirect(ami: AmiTestClient) -> None:
     await ami.sleep(0.5)
 
 
-async def agent_unavailable(ami: AmiTestClient) -> None:
+async def agent_unavailable(ami: ScenarioAmi) -> None:
+    """ctid dials an agent whose SIP phone is not registered (PJSIP/1002): CHANUNAVAIL, back to waiting."""
     chan, uid = await inbound_call(ami, "13800007878", "王芳", 3600)
     mark = ami.mark()
     await connect_agent(ami, chan, "PJSIP/1002")
@@ -94,7 +98,8 @@ async def agent_unavailable(ami: AmiTestClient) -> None:
     await ami.sleep(0.5)
 
 
-async def survey(ami: AmiTestClient) -> None:
+async def survey(ami: ScenarioAmi) -> None:
+    """CTID_SURVEY=yes: when the agent hangs up, the caller goes to the survey over FastAGI."""
     chan, uid = await inbound_call(ami, "13800009090", "刘洋", 3600)
     await ami.action("Setvar", Channel=chan, Variable="CTID_SURVEY", Value="yes")
     await connect_agent(ami, chan, "Local/1001@sim-phones")
@@ -106,7 +111,7 @@ async def survey(ami: AmiTestClient) -> None:
     await ami.sleep(0.5)
 
 
-PLAYS: dict[str, Callable[[AmiTestClient], Awaitable[None]]] = {
+PLAYS: dict[str, Callable[[ScenarioAmi], Awaitable[None]]] = {
     "abandon-while-ringing": abandon_while_ringing,
     "redirect-back-to-queue": redirect_back_to_queue,
     "dual-redirect": dual_redirect,
