@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from ctid.state import domain as d
 from routing.agents import AgentBook
@@ -16,12 +16,6 @@ PriorityOf = Callable[[str, str], float]
 
 def flat_priority(tier: str, customer: str) -> float:
     return 0.0
-
-
-@dataclass(slots=True)
-class Waiting:
-    call: WaitingCall
-    customer: str = ""
 
 
 class Acd:
@@ -41,7 +35,7 @@ class Acd:
         self.priority_of = priority_of
         self.ageing_per_s = ageing_per_s
         self.default_tier = default_tier
-        self.waiting: dict[str, Waiting] = {}  # by linkedid
+        self.waiting: dict[str, WaitingCall] = {}  # by linkedid
         self._channels: dict[str, str] = {}  # linkedid -> contact channel
         self._tiers: dict[str, tuple[str, str]] = {}  # linkedid -> (tier, customer)
         self._excluded: dict[str, tuple[str, ...]] = {}  # agents who let a call ring out
@@ -51,9 +45,9 @@ class Acd:
     ) -> None:
         """A new routing.yaml applies at once, to callers already waiting too."""
         self.queues, self.priority_of, self.ageing_per_s = queues, priority_of, ageing_per_s
-        for linkedid, entry in self.waiting.items():
+        for linkedid, waiting in self.waiting.items():
             tier, customer = self._tiers.get(linkedid, (self.default_tier, ""))
-            entry.call = replace(entry.call, base_priority=priority_of(tier, customer))
+            self.waiting[linkedid] = replace(waiting, base_priority=priority_of(tier, customer))
 
     def apply(self, event: d.DomainEvent, now: float) -> None:
         self.agents.apply(event, now)
@@ -65,24 +59,22 @@ class Acd:
             self._tiers[linkedid] = (
                 (event.value, customer) if event.name == "CTID_TIER" else (tier, event.value)
             )
-            entry = self.waiting.get(linkedid)
-            if entry is not None:  # identified while already waiting: its priority changes now
+            waiting = self.waiting.get(linkedid)
+            if waiting is not None:  # identified while already waiting: its priority changes now
                 tier, customer = self._tiers[linkedid]
-                entry.call = replace(entry.call, tier=tier, base_priority=self.priority_of(tier, customer))
-                entry.customer = customer
+                self.waiting[linkedid] = replace(
+                    waiting, tier=tier, base_priority=self.priority_of(tier, customer)
+                )
         elif isinstance(event, d.CallWaiting):
             tier, customer = self._tiers.get(linkedid, (self.default_tier, ""))
-            self.waiting[linkedid] = Waiting(
-                WaitingCall(
-                    linkedid,
-                    self._channels.get(linkedid, ""),
-                    event.queue,
-                    event.arrived_at,
-                    tier=tier,
-                    base_priority=self.priority_of(tier, customer),
-                    excluded_agents=self._excluded.get(linkedid, ()) if event.requeued else (),
-                ),
-                customer,
+            self.waiting[linkedid] = WaitingCall(
+                linkedid,
+                self._channels.get(linkedid, ""),
+                event.queue,
+                event.arrived_at,
+                tier=tier,
+                base_priority=self.priority_of(tier, customer),
+                excluded_agents=self._excluded.get(linkedid, ()) if event.requeued else (),
             )
         elif isinstance(event, d.AgentRinging | d.CallConnected | d.CallAbandoned):
             self.waiting.pop(linkedid, None)
@@ -100,7 +92,7 @@ class Acd:
         return RoutingSnapshot(
             self.queues,
             self.agents.views(now),
-            tuple(w.call for w in self.waiting.values() if w.call.channel),
+            tuple(w for w in self.waiting.values() if w.channel),
             ageing_per_s=self.ageing_per_s,
         )
 

@@ -345,10 +345,6 @@ class AmiConnection(Manager):  # type: ignore[misc]
         _, items = await self._await(pending, timeout)
         return items
 
-    def send_nowait(self, action: str, **headers: Any) -> asyncio.Future[tuple[AmiMessage, list[AmiMessage]]]:
-        """Fire an action; the future resolves to (response, []) and may be ignored."""
-        return self._send(action, headers, is_list=False).future
-
     # ---- incoming ---------------------------------------------------------------------------------
 
     def handle_messages(self, messages: list[AmiMessage]) -> None:

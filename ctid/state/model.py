@@ -235,7 +235,6 @@ class CallStateModel:
         self._unresolved: deque[Call] = deque()
         # failed OriginateResponses that came before any channel of their call
         self._early_failures: deque[tuple[float, ev.OriginateResponse]] = deque()
-        self.events_applied = 0
         self._handlers: dict[type[ev.AmiEvent], Callable[[Any, float, Out], None]] = {
             ev.Newchannel: self._on_newchannel,
             ev.Newstate: self._on_channel_update,
@@ -276,7 +275,6 @@ class CallStateModel:
 
     def apply(self, event: ev.AmiEvent, now: float) -> list[d.DomainEvent]:
         """Fold one AMI event; returns the domain events it caused (often none)."""
-        self.events_applied += 1
         handler = self._handlers.get(type(event))
         if handler is None:
             self.unknown_events[event.name] = self.unknown_events.get(event.name, 0) + 1

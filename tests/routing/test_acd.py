@@ -87,7 +87,7 @@ def test_a_tier_a_caller_arriving_after_a_tier_c_caller_is_connected_first() -> 
     site.run(4)
     (first,) = site.connected()
     assert site.model.calls[first[0]].contact_channel == a_caller
-    assert c_caller in {w.call.channel for w in site.acd.waiting.values()}
+    assert c_caller in {w.channel for w in site.acd.waiting.values()}
 
 
 def test_ring_no_answer_pauses_the_agent_and_the_call_reaches_the_next_one() -> None:
