@@ -84,7 +84,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from ctid.bench import run_bench
+    from ctid.logging import configure_logging
 
+    configure_logging("console", "warning")  # stdout carries only the JSON
     result = run_bench(args.what, args)
     if args.json:
         print(json.dumps(result))
@@ -126,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--events", type=int, default=200_000)
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--rate", type=float, default=20_000, help="events/s for the latency phase")
+    bench.add_argument("--rounds", type=int, default=5, help="throughput rounds (medians reported)")
     bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -9,7 +9,20 @@ import sys
 
 def test_bench_ingest_prints_its_figures_and_keeps_every_name() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "ctid.cli", "bench", "ingest", "--json", "--events", "3000", "--rate", "5000"],
+        [
+            sys.executable,
+            "-m",
+            "ctid.cli",
+            "bench",
+            "ingest",
+            "--json",
+            "--events",
+            "3000",
+            "--rate",
+            "5000",
+            "--rounds",
+            "2",
+        ],
         capture_output=True,
         check=True,
         text=True,
@@ -22,3 +35,4 @@ def test_bench_ingest_prints_its_figures_and_keeps_every_name() -> None:
     assert result["mangled_names"] == 0
     assert result["caller_names_seen"] > 3  # the traffic's 张伟, 王芳... arrive whole
     assert result["latency_samples"] > 0
+    assert len(result["speedup_per_round"]) == 2

@@ -353,15 +353,18 @@ class AmiConnection(Manager):  # type: ignore[misc]
         on_event = self.on_event_cb
         relevant = ev.relevant
         decode = ev.decode_event
+        # only handle_message can open or close a list here (the resync task cannot run during this loop)
+        slow = self._lists_open or self._buffering or on_event is None
         for msg in messages:
             kind, name = msg.first
-            if kind != "Event" or self._lists_open or self._buffering or on_event is None:
+            if slow or kind != "Event":
                 self.handle_message(msg)
+                slow = self._lists_open or self._buffering or on_event is None
                 continue
             counts[name] = counts.get(name, 0) + 1
             if relevant(msg):
                 try:
-                    on_event(decode(msg))
+                    on_event(decode(msg))  # type: ignore[misc]
                 except Exception:  # one bad event never takes the connection down
                     self._log.exception("ami_event_handler_failed", event=name)
 
