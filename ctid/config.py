@@ -86,6 +86,8 @@ class CtidConfig(_Settings):
     database: Url = Field(default="sqlite:///ctid.db", repr=False)
     redis: Url | None = Field(default=None, repr=False)
     log: LogSettings = LogSettings()
+    # routing.yaml (queues, agents, priorities), relative to this file; none: ctid watches but does not route
+    routing: str | None = None
 
     @field_validator("asterisk")
     @classmethod
@@ -105,7 +107,11 @@ class CtidConfig(_Settings):
 
 def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> CtidConfig:
     """Read and validate a ctid.yaml; raise ConfigError listing every problem as file:line:column."""
-    return load_model(Path(path), CtidConfig, env=env)
+    path = Path(path)
+    config = load_model(path, CtidConfig, env=env)
+    if config.routing is not None and not Path(config.routing).is_absolute():
+        config = config.model_copy(update={"routing": str(path.parent / config.routing)})
+    return config
 
 
 def check_config_command(paths: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:

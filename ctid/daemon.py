@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import structlog
+from sqlalchemy import Engine
 
 from ctid.ami.client import AmiConnection, ResyncSnapshot
 from ctid.ami.events import AmiEvent
@@ -21,6 +22,8 @@ from ctid.metrics import CALLS_ACTIVE
 from ctid.state import CallStateModel
 from ctid.state.domain import CallArrived, CallEnded, DomainEvent
 from ivr import IvrServer
+from routing.commands import AmiAction
+from routing.service import RoutingService
 
 log = structlog.get_logger("ctid.daemon")
 
@@ -48,7 +51,11 @@ class Ctid:
         self.clock = clock or SystemClock()
         self.bus = EventBus()
         self.servers: dict[str, ServerState] = {}
+        self.routing: RoutingService | None = None
+        self.db: Engine | None = None
         self.ivr = IvrServer(config.agi.host, config.agi.port)
+        if config.routing is not None:
+            self._start_routing(Path(config.routing))
         self.web_runner: Any = None
         self.web_port: int | None = None
         self._raw_log: IO[bytes] | None = raw_log.open("ab") if raw_log else None
@@ -56,6 +63,31 @@ class Ctid:
         for server in config.asterisk:
             self.servers[server.name] = self._make_server(server)
         self.bus.subscribe(self._log_domain_event)
+
+    def _start_routing(self, path: Path) -> None:
+        """ctid as the ACD: routing.yaml loaded (ConfigError if invalid), callers identified by the IVR."""
+        from routing.config import load_routing
+        from routing.customers import create_schema
+        from routing.identify import CallerDirectory
+
+        routing = RoutingService(load_routing(path), self._send_actions, self.clock)
+        self.routing = routing
+        self.bus.subscribe(routing.on_event)
+        self.db = open_database(self.config.database)
+        create_schema(self.db)
+        directory = CallerDirectory(lambda: routing.cfg, self.db, routing.values)
+        self.ivr.identify = directory.identify
+
+    async def _send_actions(self, server: str, actions: list[AmiAction]) -> bool:
+        """Send a command's actions in order; stop at the first one Asterisk refuses."""
+        connection = self.servers[server].connection
+        for name, headers in actions:
+            fields: dict[str, Any] = headers  # header names never clash with action()'s timeout
+            response = await connection.action(name, **fields)
+            if response.get("Response") != "Success":
+                log.warning("ami_action_refused", server=server, action=name, message=response.get("Message"))
+                return False
+        return True
 
     def _make_server(self, server: AsteriskServer) -> ServerState:
         model = CallStateModel()
@@ -114,9 +146,13 @@ class Ctid:
         self.web_runner, self.web_port = await start_web(self, self.config.web.host, self.config.web.port)
         for state in self.servers.values():
             state.connection.start()
+        if self.routing is not None:
+            self.routing.start()
         log.info("ctid_started", web_port=self.web_port, agi_port=self.ivr.port, servers=list(self.servers))
 
     async def stop(self) -> None:
+        if self.routing is not None:
+            await self.routing.stop()
         for state in self.servers.values():
             await state.connection.close()
         await self.ivr.close()
@@ -179,6 +215,9 @@ class Ctid:
         ]
 
     def agents(self) -> list[dict[str, Any]]:
+        """Agents as routing keeps them (state, time in state, occupancy); devices seen when not routing."""
+        if self.routing is not None:
+            return self.routing.agents()
         out = []
         for name, state in self.servers.items():
             for agent in state.model.agents.values():
@@ -195,6 +234,18 @@ class Ctid:
             for name, s in self.servers.items()
         }
         return {"ok": all(v["synced"] for v in servers.values()), "servers": servers}
+
+
+def open_database(url: str) -> Engine:
+    """The SQLAlchemy engine for ctid.yaml's `database`; a SQLite file's directory is created."""
+    from sqlalchemy.engine import make_url
+
+    from ctid.db import make_engine
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    return make_engine(url)
 
 
 def _loggable(event: DomainEvent) -> dict[str, Any]:

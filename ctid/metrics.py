@@ -42,3 +42,12 @@ AMI_MALFORMED = Counter("ctid_ami_malformed_total", "Malformed AMI lines or bloc
 CALLS_ACTIVE = Gauge("ctid_calls_active", "Calls Asterisk has up now, by state", ["state"])
 DOMAIN_EVENTS = Counter("ctid_domain_events_total", "Domain events derived from AMI", ["kind"])
 AGI_SESSIONS = Counter("ctid_agi_sessions_total", "FastAGI sessions served", ["script", "outcome"])
+CALLS_WAITING = Gauge("ctid_calls_waiting", "Contacts waiting in a queue now", ["queue"])
+LONGEST_WAIT = Gauge("ctid_longest_wait_seconds", "Wait of the longest-waiting contact in a queue", ["queue"])
+AGENTS = Gauge("ctid_agents", "Agents of a queue by state", ["queue", "state"])
+ROUTING_DECISION_SECONDS = Histogram(
+    "ctid_routing_decision_seconds",
+    "One routing pass: queue rules and decide() over every waiting contact",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1),
+)
+ROUTING_COMMANDS = Counter("ctid_routing_commands_total", "Routing commands sent", ["command", "outcome"])

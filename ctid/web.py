@@ -7,8 +7,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from routing.agents import SETTABLE, AgentStateError
+from routing.model import AgentStatus
+
 if TYPE_CHECKING:
     from ctid.daemon import Ctid
+    from routing.service import RoutingService
 
 CTID_KEY = web.AppKey("ctid", object)
 
@@ -46,6 +50,36 @@ async def api_agents(request: web.Request) -> web.Response:
     return web.json_response(_ctid(request).agents())
 
 
+def _routing(request: web.Request) -> RoutingService:
+    routing = _ctid(request).routing
+    if routing is None:
+        raise web.HTTPNotFound(text="routing is off: no routing file in ctid.yaml")
+    return routing
+
+
+async def api_queues(request: web.Request) -> web.Response:
+    return web.json_response(_routing(request).queues())
+
+
+async def api_agent_state(request: web.Request) -> web.Response:
+    """POST {"state": "ready" | "paused" | "logged_out", "reason": "break"} for one agent."""
+    routing = _routing(request)
+    try:
+        body = await request.json()
+        status = AgentStatus(body["state"])
+        reason = str(body.get("reason", ""))
+    except (ValueError, KeyError, TypeError):
+        states = ", ".join(s.value for s in SETTABLE)
+        raise web.HTTPBadRequest(text=f'send {{"state": one of {states}, "reason": for a pause}}') from None
+    agent_id = request.match_info["agent_id"]
+    if agent_id not in routing.book.agents:
+        raise web.HTTPNotFound(text=f"no agent {agent_id}")
+    try:
+        return web.json_response(routing.set_agent_state(agent_id, status, reason))
+    except AgentStateError as exc:
+        raise web.HTTPConflict(text=str(exc)) from None
+
+
 def make_app(ctid: Ctid) -> web.Application:
     app = web.Application()
     app[CTID_KEY] = ctid
@@ -55,6 +89,8 @@ def make_app(ctid: Ctid) -> web.Application:
     app.router.add_get("/api/calls/history", api_history)
     app.router.add_get("/api/calls/{linkedid}", api_call)
     app.router.add_get("/api/agents", api_agents)
+    app.router.add_post("/api/agents/{agent_id}/state", api_agent_state)
+    app.router.add_get("/api/queues", api_queues)
     return app
 
 

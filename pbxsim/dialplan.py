@@ -46,6 +46,14 @@ exten => s,1,AMD()
 exten => s,1,Playback(ctid-abandon-info)
  same => n,Hangup()
 
+[ctid-callback]
+exten => s,1,AGI(agi://${CTID_HOST}:4573/callback)
+ same => n,Hangup()
+
+[ctid-voicemail]
+exten => s,1,VoiceMail(${CTID_QUEUE}@ctid,su)
+ same => n,Hangup()
+
 [sim-callers]
 exten => _pX!,1,Answer()
  same => n,Wait(${EXTEN:1})

@@ -175,6 +175,14 @@ class PbxSimServer:
         await self.settle()
         return ch.name
 
+    async def phone_action(self, action: str, **headers: str) -> AmiMessage:
+        """What a phone's feature code or SIP REFER does (e.g. BlindTransfer), outside any AMI session."""
+        msg = AmiMessage([("Action", action), ("ActionID", "phone"), *headers.items()])
+        result = self.world.handle_action(msg)
+        self._flush(result.events)
+        await self.settle()
+        return result.replies[0]
+
     async def _run_clock(self) -> None:
         assert self.speed is not None
         loop = asyncio.get_running_loop()

@@ -39,6 +39,7 @@ class Acd:
         self._channels: dict[str, str] = {}  # linkedid -> contact channel
         self._tiers: dict[str, tuple[str, str]] = {}  # linkedid -> (tier, customer)
         self._excluded: dict[str, tuple[str, ...]] = {}  # agents who let a call ring out
+        self._offered: dict[str, WaitingCall] = {}  # offers not yet confirmed by the agent's phone ringing
 
     def reconfigure(
         self, queues: dict[str, QueuePolicy], priority_of: PriorityOf, ageing_per_s: float
@@ -76,12 +77,13 @@ class Acd:
                 base_priority=self.priority_of(tier, customer),
                 excluded_agents=self._excluded.get(linkedid, ()) if event.requeued else (),
             )
-        elif isinstance(event, d.AgentRinging | d.CallConnected | d.CallAbandoned):
+        elif isinstance(event, d.AgentRinging | d.CallConnected | d.CallAbandoned | d.CallDeflected):
             self.waiting.pop(linkedid, None)
+            self._offered.pop(linkedid, None)
         elif isinstance(event, d.RingNoAnswer):
             self._excluded[linkedid] = (*self._excluded.get(linkedid, ()), self._agent_id(event.agent))
         elif isinstance(event, d.CallEnded):
-            for table in (self.waiting, self._channels, self._tiers, self._excluded):
+            for table in (self.waiting, self._channels, self._tiers, self._excluded, self._offered):
                 table.pop(linkedid, None)
 
     def _agent_id(self, device: str) -> str:
@@ -104,5 +106,17 @@ class Acd:
         offers = decide(self.snapshot(now), now)
         for offer in offers:
             self.agents.offered(offer.agent_id, offer.linkedid, now)
-            self.waiting.pop(offer.linkedid, None)  # back on CallWaiting if the phone rings out
+            # back on CallWaiting if the phone rings out, or at once if the offer cannot be sent
+            self._offered[offer.linkedid] = self.waiting.pop(offer.linkedid)
         return offers
+
+    def offer_failed(self, offer: OfferCall, now: float) -> None:
+        """Asterisk refused the offer (the caller left meanwhile, or the link dropped): undo it."""
+        self.agents.release(offer.agent_id, offer.linkedid, now)
+        waiting = self._offered.pop(offer.linkedid, None)
+        if waiting is not None and offer.linkedid in self._channels:
+            self.waiting[offer.linkedid] = waiting
+
+    def take(self, linkedid: str) -> WaitingCall | None:
+        """Stop routing a contact that a queue rule sends away; its next CallWaiting brings it back."""
+        return self.waiting.pop(linkedid, None)

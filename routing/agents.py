@@ -134,6 +134,13 @@ class AgentBook:
             if agent is not None:
                 agent.device_busy = event.state in BUSY_DEVICE_STATES
 
+    def release(self, agent_id: str, linkedid: str, now: float) -> None:
+        """An offer that never reached the phone (the Redirect failed): the agent is ready again."""
+        agent = self.agents.get(agent_id)
+        if agent is not None and agent.call == linkedid and agent.status is AgentStatus.RESERVED:
+            agent.call = ""
+            self._move(agent, AgentStatus.READY, now)
+
     def tick(self, now: float) -> None:
         """Wrap-ups that ran out make their agents ready."""
         for agent in self.agents.values():

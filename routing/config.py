@@ -206,6 +206,7 @@ class RoutingConfig(_Settings):
     tiers: Tiers = Tiers()
     priorities: Priorities = Priorities()
     pause_reasons: tuple[Annotated[str, Field(min_length=1)], ...] = ("no-answer",)
+    default_queue: Name | None = None  # callers whose dialled number is not under dnis; first queue if unset
 
     @model_validator(mode="after")
     def _no_answer_pause_exists(self) -> Self:
@@ -215,6 +216,11 @@ class RoutingConfig(_Settings):
                 "pause_reasons must include 'no-answer' (ctid pauses agents who let calls ring out)"
             )
         return self
+
+    @property
+    def entry_queue(self) -> str:
+        """Where callers go whose dialled number routing.yaml does not list."""
+        return self.default_queue or next(iter(self.queues))
 
     def queue_for_number(self, number: str) -> str | None:
         """The queue a dialled number (DNIS) routes to."""
@@ -274,6 +280,10 @@ class _Checker:
         self.warnings: list[tuple[tuple[int, int], str]] = []
 
     def run(self) -> None:
+        if self.cfg.default_queue is not None:
+            problem = self.unknown_queue(self.cfg.default_queue)
+            if problem:
+                self.error(("default_queue",), problem)
         self._dnis()
         self._agents()
         for name, queue in self.cfg.queues.items():

@@ -94,3 +94,27 @@ class OfferCall(Command):
     ring_timeout_s: float
     queue: str
     priority: float = field(default=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class SendTo(Command):
+    """Move a waiting contact out of the queue: to voicemail, a callback offer, or hang it up.
+
+    `action` is one of routing.yaml's closed/overflow actions: voicemail, callback, hangup.
+    """
+
+    linkedid: str
+    channel: str
+    queue: str
+    action: str
+    reason: str  # closed, overflow, max_wait
+
+
+@dataclass(frozen=True, slots=True)
+class MoveToQueue(Command):
+    """Put a waiting contact in another queue (closed_action queue:<name>); Asterisk's records follow."""
+
+    linkedid: str
+    channel: str
+    queue: str
+    reason: str

@@ -117,10 +117,20 @@ class CallAbandoned(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class CallDeflected(DomainEvent):
+    """Routing sent the contact out of its queue without an agent (METRICS.md "deflected")."""
+
+    queue: str
+    to: str  # callback, voicemail, hangup, or queue:<name> for a move to another queue
+    reason: str  # closed, overflow, max_wait ('' when not given)
+    wait_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class CallEnded(DomainEvent):
     cause: int
     ended_by: str  # 'caller', 'agent', 'system' or '' when unknown
-    disposition: str  # answered, abandoned, ivr, failed, unanswered, lost
+    disposition: str  # answered, abandoned, deflected, ivr, failed, unanswered, lost
 
 
 @dataclass(frozen=True, slots=True)

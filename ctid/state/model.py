@@ -27,11 +27,15 @@ CTID_CONTEXTS = frozenset(
         "ctid-transfer",
         "ctid-outbound",
         "ctid-abandon",
+        "ctid-callback",
+        "ctid-voicemail",
     }
 )
+# where ctid sends a contact out of its queue (routing.commands.SEND_CONTEXTS)
+DEFLECT_CONTEXTS = {"ctid-callback": "callback", "ctid-voicemail": "voicemail"}
 # variables ctid sets on the contact; Asterisk's own records then show where each call waited
 TRACKED_VARIABLES = frozenset(
-    {"CTID_QUEUE", "CTID_CUSTOMER", "CTID_TIER", "CTID_CAMPAIGN", "CTID_CONTACT", "AMDSTATUS"}
+    {"CTID_QUEUE", "CTID_CUSTOMER", "CTID_TIER", "CTID_CAMPAIGN", "CTID_CONTACT", "CTID_SENT_TO", "AMDSTATUS"}
 )
 DEFAULT_QUEUE = "default"
 # how long a dialer call whose channels are gone may wait for its OriginateResponse (Asterisk often sends
@@ -78,6 +82,7 @@ class CallState(StrEnum):
     CONNECTED = "connected"
     HELD = "held"
     AFTER = "after"  # the agent left; the caller is in ctid-after (survey) or about to hang up
+    DEFLECTED = "deflected"  # sent out of the queue by ctid: callback offer, voicemail (METRICS.md)
     ENDED = "ended"
 
 
@@ -130,6 +135,7 @@ class Call:
     campaign: str = ""
     contact_id: str = ""
     amd: str = ""  # AMDSTATUS of an answered dialer call: HUMAN, MACHINE, NOTSURE
+    sent_to: str = ""  # CTID_SENT_TO: where routing is sending the contact and why ("voicemail:closed")
     dialed: str = ""  # the device an Originate dialed, for matching its OriginateResponse
     originate_failed: bool = False
     agent: str = ""  # device of the agent now talking (or ringing)
@@ -418,6 +424,18 @@ class CallStateModel:
         elif e.chan.context == "ctid-after" and previous != "ctid-after":
             call.state = CallState.AFTER
             self._note(call, now, "after", application=e.application)
+        elif e.chan.context in DEFLECT_CONTEXTS and call.state in (CallState.WAITING, CallState.IVR):
+            self._deflect(call, DEFLECT_CONTEXTS[e.chan.context], now, out)
+
+    def _deflect(self, call: Call, to: str, now: float, out: Out) -> None:
+        """The contact left its queue without an agent, sent by routing (closed hours, overflow, max wait)."""
+        _, _, reason = call.sent_to.partition(":")
+        wait = now - call.arrived_at if call.arrived_at is not None else 0.0
+        event = d.CallDeflected(now, call.linkedid, call.queue, to, reason, round(wait, 6))
+        self._emit(call, event, out)
+        call.sent_to = ""
+        if not to.startswith("queue:"):
+            call.state = CallState.DEFLECTED
 
     def _adopt_contact(self, call: Call, chan: Channel, now: float, out: Out) -> None:
         """The channel running ctid's contexts is the customer's: the call is a contact-center call."""
@@ -504,14 +522,22 @@ class CallStateModel:
             "CTID_CAMPAIGN": call.campaign,
             "CTID_CONTACT": call.contact_id,
             "AMDSTATUS": call.amd,
+            "CTID_SENT_TO": call.sent_to,
         }[name]
         if current == value:
             return
         if name == "CTID_QUEUE":
-            moved = call.state is CallState.WAITING and call.queue and call.queue != value
+            if call.state is CallState.WAITING and call.queue and call.queue != value:
+                # moved while waiting: this contact is deflected, a new one waits in the new queue
+                self._deflect(call, f"queue:{value}", now, out)
+                call.queue = value
+                self._emit(call, d.CallVariable(now, call.linkedid, name, value), out)
+                call.arrived_at = call.waiting_since = now
+                self._emit(call, d.CallWaiting(now, call.linkedid, call.contact, value, now, False), out)
+                return
             call.queue = value
-            if moved:  # moved while waiting: a new contact in the new queue (METRICS.md)
-                call.arrived_at = now
+        elif name == "CTID_SENT_TO":
+            call.sent_to = value
         elif name == "CTID_CUSTOMER":
             call.customer = value
         elif name == "CTID_TIER":
@@ -898,6 +924,12 @@ class CallStateModel:
                     agent.call = ""
                     agent.since = now
             wait = now - call.arrived_at if call.arrived_at is not None else 0.0
+            if call.sent_to and not lost:  # routing hung it up (closed_action hangup)
+                call.ended_by = "system"
+                self._deflect(call, "hangup", now, out)
+                call.disposition = "deflected"
+                call.state = CallState.ENDED
+                return
             if not lost:
                 call.ended_by = call.ended_by or "caller"
                 self._emit(
@@ -917,6 +949,8 @@ class CallStateModel:
             call.disposition = "answered" if call.answered_at is not None else "abandoned"
         elif call.state is CallState.IVR:
             call.disposition = "ivr"
+        elif call.state is CallState.DEFLECTED:
+            call.disposition = "deflected"
         elif call.state is CallState.DIALING:
             call.disposition = call.disposition or "unanswered"
         if lost:

@@ -1,0 +1,308 @@
+"""The ACD inside the daemon: domain events in, routing commands out as AMI actions.
+
+Thin around the pure parts: `Acd` (waiting contacts, agent states, `decide`), `queue_rules` (closed
+hours, overflow out, max wait) and `ami_actions`. It keeps which server each call is on, runs a routing
+pass after every batch of events and once a second (ageing, overflow steps, wrap-up ends), and sends
+each command's actions to the call's server; an action Asterisk refuses undoes its offer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from ctid.clock import Clock
+from ctid.metrics import AGENTS, CALLS_WAITING, LONGEST_WAIT, ROUTING_COMMANDS, ROUTING_DECISION_SECONDS
+from ctid.state import domain as d
+from routing.acd import Acd
+from routing.agents import AgentBook, AgentRecord
+from routing.commands import AmiAction, ami_actions
+from routing.config import RoutingConfig, queue_policies
+from routing.model import AgentStatus, Command, MoveToQueue, OfferCall, SendTo
+from routing.rules import queue_rules
+from routing.value import CustomerValue, PriorityRules, Tier, base_priority
+
+log = structlog.get_logger("routing.service")
+
+# (server, actions) -> whether Asterisk accepted every action
+Send = Callable[[str, list[AmiAction]], Awaitable[bool]]
+TICK_S = 0.25
+DEFAULT_HANDLE_S = 240.0  # a queue's talk time until its own calls say otherwise
+HANDLE_EMA = 0.1  # weight of the newest call in a queue's running talk time
+
+
+def priority_rules(cfg: RoutingConfig) -> PriorityRules:
+    p = cfg.priorities
+    return PriorityRules(
+        base={Tier.A: p.base.A, Tier.B: p.base.B, Tier.C: p.base.C},
+        open_complaint_boost=p.open_complaint_boost,
+        lost_customer_boost=p.lost_customer_boost,
+        vip_boost=p.vip_boost,
+        ageing_per_s=p.ageing_per_s,
+        unknown_tier=Tier(cfg.tiers.default_tier),
+    )
+
+
+def agent_records(cfg: RoutingConfig) -> list[AgentRecord]:
+    return [
+        AgentRecord(
+            a.id, a.device, name=a.name, skills=tuple(sorted(a.skills.items())), queues=tuple(a.queues)
+        )
+        for a in cfg.agents
+    ]
+
+
+@dataclass(slots=True)
+class _Sent:
+    server: str
+    command: Command
+
+
+class RoutingService:
+    """One site's inbound routing, fed by the bus, acting through `send`."""
+
+    def __init__(
+        self, cfg: RoutingConfig, send: Send, clock: Clock, *, occupancy_window_s: float = 3600.0
+    ) -> None:
+        self.send = send
+        self.clock = clock
+        self.values: dict[str, CustomerValue] = {}  # customer id -> value figures, filled by the IVR
+        self.book = AgentBook(agent_records(cfg), window_s=occupancy_window_s)
+        self.cfg = cfg
+        self.rules = priority_rules(cfg)
+        self.acd = Acd(
+            queue_policies(cfg),
+            self.book,
+            priority_of=self._priority_of,
+            ageing_per_s=self.rules.ageing_per_s,
+            default_tier=cfg.tiers.default_tier,
+        )
+        self.server_of: dict[str, str] = {}  # linkedid -> the server the call is on
+        self.handle_s: dict[str, float] = {}  # queue -> running average talk time, for estimated waits
+        self._talking: dict[str, tuple[str, float]] = {}  # linkedid -> (queue, connected at)
+        self._kicked = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+
+    # ---- configuration ----------------------------------------------------------------------------
+
+    def _priority_of(self, tier: str, customer: str) -> float:
+        known = tier if tier in ("A", "B", "C") else None
+        return base_priority(Tier(known) if known else None, self.values.get(customer), self.rules)
+
+    def apply_config(self, cfg: RoutingConfig) -> None:
+        """A new routing.yaml: queues, priorities and agents change at once, for callers already waiting too.
+
+        Agents keep their live state; new agents start logged out; removed agents are dropped once idle.
+        """
+        self.cfg = cfg
+        self.rules = priority_rules(cfg)
+        fresh = {r.agent_id: r for r in agent_records(cfg)}
+        for agent_id, record in fresh.items():
+            current = self.book.agents.get(agent_id)
+            if current is None:
+                self.book.agents[agent_id] = record
+            else:
+                current.name, current.skills, current.queues = record.name, record.skills, record.queues
+                current.device = record.device
+        for agent_id in [a for a in self.book.agents if a not in fresh]:
+            if self.book.agents[agent_id].status in (
+                AgentStatus.LOGGED_OUT,
+                AgentStatus.READY,
+                AgentStatus.PAUSED,
+            ):
+                del self.book.agents[agent_id]
+        self.book.by_device = {a.device: a for a in self.book.agents.values()}
+        self.acd.default_tier = cfg.tiers.default_tier
+        self.acd.reconfigure(queue_policies(cfg), self._priority_of, self.rules.ageing_per_s)
+        self.kick()
+
+    # ---- events in --------------------------------------------------------------------------------
+
+    def on_event(self, server: str, event: d.DomainEvent) -> None:
+        if event.linkedid:
+            if isinstance(event, d.CallEnded):
+                self.server_of.pop(event.linkedid, None)
+            else:
+                self.server_of[event.linkedid] = server
+        if isinstance(event, d.CallConnected):
+            self._talking[event.linkedid] = (event.queue, event.at)
+        elif isinstance(event, d.AgentLeftCall | d.CallEnded) and event.linkedid in self._talking:
+            queue, since = self._talking.pop(event.linkedid)
+            talk = max(0.0, event.at - since)
+            previous = self.handle_s.get(queue)
+            self.handle_s[queue] = talk if previous is None else previous + HANDLE_EMA * (talk - previous)
+        self.acd.apply(event, event.at)
+        self.kick()
+
+    def set_agent_state(self, agent_id: str, status: AgentStatus, reason: str = "") -> dict[str, Any]:
+        """An agent's own change (ready, paused with a reason, logged out); raises AgentStateError."""
+        if status is AgentStatus.PAUSED and reason not in self.cfg.pause_reasons:
+            from routing.agents import AgentStateError
+
+            raise AgentStateError(
+                f"unknown pause reason '{reason}' (pause_reasons: {', '.join(self.cfg.pause_reasons)})"
+            )
+        now = self.clock.now()
+        agent = self.book.set_state(agent_id, status, now, reason)
+        log.info("agent_state", agent=agent_id, status=status.value, reason=reason)
+        self.kick()
+        return agent.to_dict(now)
+
+    # ---- routing passes ---------------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Route soon: once for a whole batch of events, not once per event."""
+        if self._kicked:
+            return
+        self._kicked = True
+        try:
+            asyncio.get_running_loop().call_soon(self._pass)
+        except RuntimeError:  # no loop (replays, tests of the pure parts): the caller runs step()
+            self._kicked = False
+
+    def _pass(self) -> None:
+        self._kicked = False
+        for server, command in self.step(self.clock.now()):
+            task = asyncio.get_running_loop().create_task(self._execute(server, command))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def step(self, now: float) -> list[tuple[str, Command]]:
+        """One routing pass: queue rules first (closed, overflow out, max wait), then offers to agents."""
+        started = time.perf_counter()
+        self.book.tick(now)
+        out: list[tuple[str, Command]] = []
+        for command in queue_rules(self.cfg, list(self.acd.waiting.values()), now):
+            assert isinstance(command, SendTo | MoveToQueue)
+            server = self.server_of.get(command.linkedid)
+            if server is not None and self.acd.take(command.linkedid) is not None:
+                out.append((server, command))
+        for offer in self.acd.step(now):
+            server = self.server_of.get(offer.linkedid)
+            if server is None:
+                self.acd.offer_failed(offer, now)
+            else:
+                out.append((server, offer))
+        ROUTING_DECISION_SECONDS.observe(time.perf_counter() - started)
+        return out
+
+    async def _execute(self, server: str, command: Command) -> None:
+        name = type(command).__name__
+        bound = log.bind(linkedid=getattr(command, "linkedid", ""), server=server, command=name)
+        try:
+            ok = await self.send(server, ami_actions(command))
+        except Exception as exc:  # a lost link or a timeout: Asterisk never moved the call
+            bound.warning("routing_command_failed", error=str(exc) or type(exc).__name__)
+            ok = False
+        ROUTING_COMMANDS.labels(name, "ok" if ok else "failed").inc()
+        if isinstance(command, OfferCall):
+            bound.info("call_offered", agent=command.agent_id, queue=command.queue, ok=ok)
+            if not ok:
+                self.acd.offer_failed(command, self.clock.now())
+                self.kick()
+        else:
+            bound.info("call_sent_away", queue=getattr(command, "queue", ""), ok=ok)
+
+    async def run(self) -> None:
+        """Route once a tick even without events: waits age, overflow steps fall due, wrap-ups end."""
+        while True:
+            await asyncio.sleep(TICK_S)
+            self._pass()
+            self.export_metrics()
+
+    def start(self) -> None:
+        self._ticker = asyncio.get_running_loop().create_task(self.run())
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ---- live view --------------------------------------------------------------------------------
+
+    def queues(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Per queue: waiting contacts (wait, priority), agents by state, longest wait, estimated wait."""
+        now = self.clock.now() if now is None else now
+        views = {a.agent_id: a for a in self.book.views(now)}
+        waiting_by_queue: dict[str, list[dict[str, Any]]] = {name: [] for name in self.cfg.queues}
+        pending = [*self.acd.waiting.values()]
+        for call in sorted(pending, key=lambda c: c.arrived_at):
+            waiting_by_queue.setdefault(call.queue, []).append(
+                {
+                    "linkedid": call.linkedid,
+                    "tier": call.tier,
+                    "wait_s": round(now - call.arrived_at, 3),
+                    "priority": round(
+                        call.base_priority + self.acd.ageing_per_s * (now - call.arrived_at), 3
+                    ),
+                }
+            )
+        out = []
+        for name, queue in self.cfg.queues.items():
+            members = [
+                views[a.agent_id]
+                for a in self.book.agents.values()
+                if name in a.queues and a.agent_id in views
+            ]
+            states: dict[str, int] = {s.value: 0 for s in AgentStatus}
+            for agent in members:
+                states[agent.status.value] += 1
+            waiting = sorted(waiting_by_queue.get(name, []), key=lambda w: -w["priority"])
+            staffed = sum(
+                states[s.value] for s in AgentStatus if s not in (AgentStatus.LOGGED_OUT, AgentStatus.PAUSED)
+            )
+            out.append(
+                {
+                    "queue": name,
+                    "strategy": queue.strategy.value,
+                    "waiting": waiting,
+                    "calls_waiting": len(waiting),
+                    "longest_wait_s": max((w["wait_s"] for w in waiting), default=0.0),
+                    "agents": states,
+                    "agent_ids": sorted(a.agent_id for a in members),
+                    "estimated_wait_s": estimated_wait(
+                        len(waiting), staffed, self.handle_s.get(name, DEFAULT_HANDLE_S) + queue.wrap_up_s
+                    ),
+                    "service_level": {
+                        "target": queue.service_level.target,
+                        "threshold_s": queue.service_level.threshold_s,
+                    },
+                }
+            )
+        return out
+
+    def agents(self, now: float | None = None) -> list[dict[str, Any]]:
+        now = self.clock.now() if now is None else now
+        views = {v.agent_id: v for v in self.book.views(now)}
+        out = []
+        for agent in self.book.agents.values():
+            data = agent.to_dict(now)
+            view = views.get(agent.agent_id)
+            data["occupancy"] = round(view.occupancy, 4) if view else 0.0
+            out.append(data)
+        return out
+
+    def export_metrics(self) -> None:
+        for queue in self.queues():
+            name = queue["queue"]
+            CALLS_WAITING.labels(name).set(queue["calls_waiting"])
+            LONGEST_WAIT.labels(name).set(queue["longest_wait_s"])
+            for state, count in queue["agents"].items():
+                AGENTS.labels(name, state).set(count)
+
+
+def estimated_wait(waiting: int, staffed: int, handle_s: float) -> float | None:
+    """A new caller's expected wait: the callers ahead, served by the staffed agents, one handle time each.
+
+    None when nobody is staffed: no estimate is honest then.
+    """
+    if staffed == 0:
+        return None
+    return round(waiting * handle_s / staffed, 1)

@@ -1,0 +1,312 @@
+"""ctid as the ACD, end to end: pbxsim over TCP, the IVR over FastAGI, routing.yaml, REST and the AMI stream.
+
+ctid's clock is pbxsim's virtual clock (injected, as a wall clock would be in production), so waits and
+ageing are exact while each test runs in a second or two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy.orm import Session
+
+from ctid.config import load_config
+from ctid.daemon import Ctid
+from pbxsim import PbxSimServer, World, call_center_site
+from pbxsim.world import PhonePlan
+from routing.customers import Customer, import_csv_text
+from routing.value import Tier
+
+START = 1_795_402_800.0  # Monday 2026-11-23, 11:00 in Shanghai: the office queues are open
+AGENTS = {"alice": "1001", "bob": "1002", "carol": "1003"}
+
+ROUTING = """\
+queues:
+  sales:
+    skills: {{sales: 3}}
+    strategy: {strategy}
+    ring_timeout_s: 10
+    wrap_up_s: 0
+    max_wait_s: 3000
+    hours: office
+    closed_action: {closed_action}
+  "200":
+    skills: {{support: 3}}
+    strategy: longest_idle
+    ring_timeout_s: 10
+    max_wait_s: 3000
+dnis:
+  "4000": sales
+  "4001": "200"
+hours:
+  office:
+    timezone: Asia/Shanghai
+    weekly: {{mon: ["08:00-18:00"], tue: ["08:00-18:00"]}}
+agents:
+  - {{id: alice, name: Alice, device: PJSIP/1001, skills: {{sales: 5}}, queues: [sales]}}
+  - {{id: bob, name: Bob, device: PJSIP/1002, skills: {{sales: 6}}, queues: [sales]}}
+  - {{id: carol, name: Carol, device: PJSIP/1003, skills: {{sales: 8, support: 5}}, queues: [sales, "200"]}}
+priorities:
+  base: {{A: 100, B: 50, C: 10}}
+  ageing_per_s: 1.0
+pause_reasons: [no-answer, break]
+"""
+
+CUSTOMERS = """\
+id,name,phones,revenue_12m,tenure_years,cost_to_serve,lifecycle,vip
+gold,Gold Ltd,13900000001,900000,9,100,client,false
+plain,Plain Co,13900000003,100,1,100,first_time,false
+"""
+
+
+@dataclass
+class Site:
+    server: PbxSimServer
+    ctid: Ctid
+    base: str
+    routing_file: Path
+    answer: dict[str, float | None]  # agent phone -> seconds before answering (None: never)
+
+    @property
+    def world(self) -> World:
+        return self.server.world
+
+    async def run(self, seconds: float, step: float = 0.5) -> None:
+        """Let virtual time pass in small steps, giving ctid's reads and actions real time in between."""
+        end = self.world.now + seconds
+        while self.world.now < end:
+            await self.server.advance(min(step, end - self.world.now))
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        await self.server.settle()
+
+    async def call(self, dnis: str, number: str) -> str:
+        channel = await self.server.call_in("trunk", dnis, cid_num=number)
+        await self.run(1)
+        return channel
+
+    async def set_state(self, agent: str, state: str, reason: str = "") -> int:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{self.base}/api/agents/{agent}/state", json={"state": state, "reason": reason}
+            ) as resp,
+        ):
+            return resp.status
+
+    async def get(self, path: str) -> Any:
+        async with aiohttp.ClientSession() as http, http.get(self.base + path) as resp:
+            return await resp.json()
+
+    async def agent_of(self, caller_channel: str) -> str:
+        """Which agent the caller is talking to, by ctid's /api/calls."""
+        for call in await self.get("/api/calls"):
+            if call["contact_channel"] == caller_channel:
+                return str(call.get("agent", ""))
+        return ""
+
+    async def hang_up(self, channel: str) -> None:
+        ch = next(c for c in self.world.channels.values() if c.name == channel)
+        self.world.hangup(ch, 16)
+        await self.run(1)
+
+
+def agent_device(agent: str) -> str:
+    return f"PJSIP/{AGENTS[agent]}"
+
+
+@pytest.fixture
+async def make_site(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Site]]]:
+    sites: list[Site] = []
+
+    async def make(
+        strategy: str = "longest_idle", closed_action: str = "voicemail", start: float = START
+    ) -> Site:
+        world = World(seed=7, start=start, endpoints=call_center_site(AGENTS.values()))
+        answer: dict[str, float | None] = {}
+
+        def policy(endpoint: Any, ch: Any) -> PhonePlan:
+            return PhonePlan(answer.get(endpoint.name, 1.0))
+
+        world.phone_policy = policy
+        server = PbxSimServer(world, host="127.0.0.1", port=0, agi_port=1)
+        await server.start()
+        routing_file = tmp_path / "routing.yaml"
+        routing_file.write_text(ROUTING.format(strategy=strategy, closed_action=closed_action))
+        config = tmp_path / "ctid.yaml"
+        config.write_text(
+            "asterisk:\n"
+            f"  - {{name: pbx1, host: 127.0.0.1, port: {server.port}, username: ctid, secret: ctid}}\n"
+            "agi: {host: 127.0.0.1, port: 0}\n"
+            "web: {host: 127.0.0.1, port: 0}\n"
+            f"database: sqlite:///{tmp_path}/ctid.db\n"
+            "routing: routing.yaml\n"
+        )
+        ctid = Ctid(load_config(config), clock=_WorldClock(world))
+        assert ctid.db is not None
+        with Session(ctid.db) as session:
+            assert not import_csv_text(session, CUSTOMERS).rejected
+
+            session.get_one(Customer, "gold").tier = Tier.A
+            session.get_one(Customer, "plain").tier = Tier.C
+            session.commit()
+        await ctid.start()
+        server.agi_port = ctid.ivr.port
+        await ctid.wait_synced()
+        site = Site(server, ctid, f"http://127.0.0.1:{ctid.web_port}", routing_file, answer)
+        sites.append(site)
+        return site
+
+    yield make
+    for site in sites:
+        await site.ctid.stop()
+        await site.server.stop()
+
+
+class _WorldClock:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def now(self) -> float:
+        return self.world.now
+
+
+async def test_a_tier_a_caller_who_arrives_later_is_connected_first(make_site: Any) -> None:
+    site = await make_site()
+    plain = await site.call("4000", "13900000003")
+    await site.run(5)
+    gold = await site.call("4000", "13900000001")
+    queues = {q["queue"]: q for q in await site.get("/api/queues")}
+    waiting = queues["sales"]["waiting"]
+    assert [w["tier"] for w in waiting] == ["A", "C"]  # by priority: A first although C waits longer
+    assert waiting[1]["wait_s"] > waiting[0]["wait_s"]
+    assert await site.set_state("alice", "ready") == 200
+    await site.run(3)
+    assert await site.agent_of(gold) == agent_device("alice")
+    assert await site.agent_of(plain) == ""
+    agents = {a["id"]: a for a in await site.get("/api/agents")}
+    assert agents["alice"]["status"] == "on_call"
+
+
+async def test_a_c_caller_who_waited_long_enough_overtakes_a_fresh_a_caller(make_site: Any) -> None:
+    site = await make_site()
+    plain = await site.call("4000", "13900000003")
+    await site.run(95)  # C: 10 + 1/s x 95 s = 105 > a fresh A's 100
+    gold = await site.call("4000", "13900000001")
+    assert await site.set_state("bob", "ready") == 200
+    await site.run(3)
+    assert await site.agent_of(plain) == agent_device("bob")
+    assert await site.agent_of(gold) == ""
+
+
+async def test_ring_no_answer_pauses_the_agent_and_the_call_reaches_the_next(make_site: Any) -> None:
+    site = await make_site()
+    site.answer[AGENTS["alice"]] = None  # alice's phone rings out
+    assert await site.set_state("alice", "ready") == 200
+    await site.run(1)
+    assert await site.set_state("bob", "ready") == 200  # alice idles longest: she is offered first
+    caller = await site.call("4000", "13900000003")
+    arrived = site.world.now - 1
+    await site.run(14)  # 10 s ring timeout, then back to waiting and on to bob
+    assert await site.agent_of(caller) == agent_device("bob")
+    agents = {a["id"]: a for a in await site.get("/api/agents")}
+    assert agents["alice"]["status"] == "paused" and agents["alice"]["pause_reason"] == "no-answer"
+    call = next(c for c in await site.get("/api/calls") if c["contact_channel"] == caller)
+    kinds = [step["kind"] for step in (await site.get(f"/api/calls/{call['linkedid']}"))["timeline"]]
+    assert kinds.count("AgentRinging") == 2 and "RingNoAnswer" in kinds
+    assert abs(call["arrived_at"] - arrived) < 1.5  # the contact keeps its arrival (METRICS.md)
+
+
+async def ready_in_order(site: Site, *agents: str) -> None:
+    for agent in agents:
+        assert await site.set_state(agent, "ready") == 200
+        await site.run(1)
+
+
+async def answered_by(site: Site, number: str = "13900000003") -> str:
+    caller = await site.call("4000", number)
+    await site.run(3)
+    return await site.agent_of(caller)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [("longest_idle", "carol"), ("skill_first", "carol"), ("round_robin", "alice")],
+)
+async def test_strategy_picks_the_agent_it_promises(make_site: Any, strategy: str, expected: str) -> None:
+    site = await make_site(strategy=strategy)
+    # carol idles longest and has the best skill (8); alice sorts first by id among never-offered agents
+    await ready_in_order(site, "carol", "alice", "bob")
+    if strategy == "round_robin":
+        site.ctid.routing.book.agents["alice"].last_offered_seq = 0  # nobody has been offered yet
+    assert await answered_by(site) == agent_device(expected)
+
+
+async def test_least_occupied_prefers_the_agent_who_worked_least(make_site: Any) -> None:
+    site = await make_site(strategy="least_occupied")
+    await ready_in_order(site, "alice")
+    first = await site.call("4000", "13900000003")
+    await site.run(60)  # alice talks for a minute
+    assert await site.agent_of(first) == agent_device("alice")
+    await site.hang_up(first)
+    await site.run(2)  # wrap-up 0: alice is ready again, and has idled longer than bob will have
+    await ready_in_order(site, "bob")
+    assert await answered_by(site) == agent_device("bob")
+
+
+async def test_best_for_tier_gives_a_callers_the_best_rated_agent(make_site: Any) -> None:
+    site = await make_site(strategy="best_for_tier")
+    await ready_in_order(site, "bob", "carol", "alice")
+    book = site.ctid.routing.book.agents
+    book["alice"].quality, book["bob"].quality, book["carol"].quality = 0.95, 0.6, 0.7
+    assert await answered_by(site, "13900000001") == agent_device("alice")  # tier A: best rated
+    assert await answered_by(site) == agent_device("bob")  # tier C: the longest idle of the rest
+
+
+async def test_a_blind_transfer_to_a_queue_is_routed_there_with_its_history(make_site: Any) -> None:
+    site = await make_site()
+    await ready_in_order(site, "alice", "carol")
+    caller = await site.call("4000", "13900000003")
+    await site.run(3)
+    assert await site.agent_of(caller) == agent_device("alice")
+    agent_channel = next(c.name for c in site.server.channels() if c.name.startswith("PJSIP/1001-"))
+    reply = await site.server.phone_action(
+        "BlindTransfer", Channel=agent_channel, Context="ctid-transfer", Exten="200"
+    )
+    assert reply["Response"] == "Success"
+    await site.run(4)
+    assert await site.agent_of(caller) == agent_device("carol")
+    call = next(c for c in await site.get("/api/calls") if c["contact_channel"] == caller)
+    assert call["queue"] == "200"
+    detail = await site.get(f"/api/calls/{call['linkedid']}")
+    kinds = [step["kind"] for step in detail["timeline"]]
+    assert "CallTransferred" in kinds and kinds.count("CallConnected") == 2
+    assert detail["agents"] == [agent_device("alice"), agent_device("carol")]
+
+
+async def test_closed_hours_send_callers_to_the_closed_action(make_site: Any) -> None:
+    site = await make_site(start=START + 8 * 3600)  # 19:00 in Shanghai: the office is closed
+    await ready_in_order(site, "alice")
+    caller = await site.call("4000", "13900000003")
+    history = await site.get("/api/calls/history")
+    ended = next(c for c in history if c["contact_channel"] == caller)
+    assert ended["disposition"] == "deflected"
+    deflected = next(step for step in ended["timeline"] if step["kind"] == "CallDeflected")
+    assert (deflected["to"], deflected["reason"], deflected["queue"]) == ("voicemail", "closed", "sales")
+    assert [c for c in site.world.channels.values() if c.name == caller] == []
+
+
+async def test_closed_hours_can_move_callers_to_another_queue(make_site: Any) -> None:
+    site = await make_site(closed_action='"queue:200"', start=START + 8 * 3600)
+    await ready_in_order(site, "carol")
+    caller = await site.call("4000", "13900000003")
+    await site.run(3)
+    assert await site.agent_of(caller) == agent_device("carol")
+    call = next(c for c in await site.get("/api/calls") if c["contact_channel"] == caller)
+    assert call["queue"] == "200"
