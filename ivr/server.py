@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,16 @@ class Identification:
     queue: str
     customer: str = ""
     tier: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRequest:
+    """A caller who accepted a call back (the dialer's callback list takes these)."""
+
+    uniqueid: str
+    number: str
+    queue: str
+    at: float
 
 
 Identify = Callable[[str, str], Awaitable[Identification]]  # (caller number, dialed number) -> identification
@@ -73,6 +84,8 @@ class IvrServer:
         self.app.add_route("inbound", self._wrap("inbound", self.inbound))
         self.app.add_route("outbound", self._wrap("outbound", self.outbound))
         self.app.add_route("survey", self._wrap("survey", self.survey))
+        self.app.add_route("callback", self._wrap("callback", self.callback))
+        self.callbacks: list[CallbackRequest] = []  # accepted offers, for the dialer to call back
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self.app.handler, self.host, self.port)
@@ -128,6 +141,20 @@ class IvrServer:
             await session.command("HANGUP")
             return
         await session.set_variable("CTID_QUEUE", f"outbound-{campaign}" if campaign else "outbound")
+
+    async def callback(self, session: AgiSession) -> None:
+        """Offer a call back instead of waiting: 1 accepts (CTID_CALLBACK=accepted), else it declines."""
+        number = session.env.get("agi_callerid", "")
+        queue = await session.get_variable("CTID_QUEUE")
+        result = await session.command("GET DATA ctid-callback-offer 5000 1")
+        digits = result.get("result", "")
+        accepted = (digits[0] if isinstance(digits, tuple) else str(digits)).strip() == "1"
+        await session.set_variable("CTID_CALLBACK", "accepted" if accepted else "declined")
+        if accepted:
+            self.callbacks.append(
+                CallbackRequest(session.env.get("agi_uniqueid", ""), number, queue, time.time())
+            )
+        log.info("callback_offered", uniqueid=session.env.get("agi_uniqueid"), queue=queue, accepted=accepted)
 
     async def survey(self, session: AgiSession) -> None:
         """The post-call survey belongs to the IVR issue; until then the caller is simply released."""

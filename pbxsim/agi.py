@@ -120,7 +120,11 @@ class AgiSession:
             return "200 result=1"
         if upper[:1] == ["EXEC"] and len(words) >= 2:
             return self._exec(words[1], " ".join(words[2:]))
-        if upper[:2] == ["STREAM", "FILE"] or upper[:2] == ["WAIT", "FOR"] or upper[:2] == ["GET", "DATA"]:
+        if upper[:2] == ["GET", "DATA"]:
+            # the caller's keypresses: SIM_DTMF on the channel (a test's or a traffic profile's choice)
+            digits = w.lookup(ch, "SIM_DTMF") or ""
+            return f"200 result={digits}" if digits else "200 result= (timeout)"
+        if upper[:2] == ["STREAM", "FILE"] or upper[:2] == ["WAIT", "FOR"]:
             return "200 result=0 endpos=0" if upper[0] == "STREAM" else "200 result=0"
         if upper[:2] == ["SAY", "DIGITS"] or upper[:2] == ["SAY", "NUMBER"]:
             return "200 result=0"

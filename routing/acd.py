@@ -39,6 +39,7 @@ class Acd:
         self._channels: dict[str, str] = {}  # linkedid -> contact channel
         self._tiers: dict[str, tuple[str, str]] = {}  # linkedid -> (tier, customer)
         self._excluded: dict[str, tuple[str, ...]] = {}  # agents who let a call ring out
+        self._queue_of: dict[str, str] = {}  # linkedid -> the queue it last waited in (its wrap-up)
         self._offered: dict[str, WaitingCall] = {}  # offers not yet confirmed by the agent's phone ringing
 
     def reconfigure(
@@ -51,8 +52,9 @@ class Acd:
             self.waiting[linkedid] = replace(waiting, base_priority=priority_of(tier, customer))
 
     def apply(self, event: d.DomainEvent, now: float) -> None:
-        self.agents.apply(event, now)
         linkedid = event.linkedid
+        queue = self.queues.get(self._queue_of.get(linkedid, ""))
+        self.agents.apply(event, now, queue.wrap_up_s if queue is not None else None)
         if isinstance(event, d.CallArrived):
             self._channels[linkedid] = event.channel
         elif isinstance(event, d.CallVariable) and event.name in ("CTID_TIER", "CTID_CUSTOMER"):
@@ -67,6 +69,7 @@ class Acd:
                     waiting, tier=tier, base_priority=self.priority_of(tier, customer)
                 )
         elif isinstance(event, d.CallWaiting):
+            self._queue_of[linkedid] = event.queue
             tier, customer = self._tiers.get(linkedid, (self.default_tier, ""))
             self.waiting[linkedid] = WaitingCall(
                 linkedid,
@@ -83,7 +86,14 @@ class Acd:
         elif isinstance(event, d.RingNoAnswer):
             self._excluded[linkedid] = (*self._excluded.get(linkedid, ()), self._agent_id(event.agent))
         elif isinstance(event, d.CallEnded):
-            for table in (self.waiting, self._channels, self._tiers, self._excluded, self._offered):
+            for table in (
+                self.waiting,
+                self._channels,
+                self._tiers,
+                self._excluded,
+                self._offered,
+                self._queue_of,
+            ):
                 table.pop(linkedid, None)
 
     def _agent_id(self, device: str) -> str:

@@ -39,6 +39,8 @@ class AgentRecord:
     device_busy: bool = False
     last_offered_seq: int = 0
     quality: float = 0.0
+    # where the agent goes after a call: ready, or back to the pause/logout a direct call interrupted
+    resume: tuple[AgentStatus, str] = (AgentStatus.READY, "")
     # (start, end, working) intervals of logged-in time, for occupancy over the sliding window
     history: deque[tuple[float, float, bool]] = field(default_factory=deque)
 
@@ -91,20 +93,24 @@ class AgentBook:
     def offered(self, agent_id: str, linkedid: str, now: float) -> None:
         """Routing chose this agent: reserved until the phone answers or rings out."""
         agent = self.agents[agent_id]
+        self._interrupt(agent)
         self._offers += 1
         agent.last_offered_seq = self._offers
         agent.call = linkedid
         self._move(agent, AgentStatus.RESERVED, now)
 
-    def apply(self, event: d.DomainEvent, now: float) -> None:
+    def apply(self, event: d.DomainEvent, now: float, wrap_up_s: float | None = None) -> None:
+        """Fold one call event into the agents' states; `wrap_up_s` is the call's queue's wrap-up."""
         if isinstance(event, d.AgentRinging):
             agent = self.by_device.get(event.agent)
             if agent is not None and agent.status is not AgentStatus.RESERVED:
+                self._interrupt(agent)
                 agent.call = event.linkedid
                 self._move(agent, AgentStatus.RESERVED, now)
         elif isinstance(event, d.CallConnected):
             agent = self.by_device.get(event.agent)
             if agent is not None:
+                self._interrupt(agent)
                 agent.call = event.linkedid
                 self._move(agent, AgentStatus.ON_CALL, now)
         elif isinstance(event, d.RingNoAnswer):
@@ -116,7 +122,7 @@ class AgentBook:
             agent = self.by_device.get(event.agent)
             if agent is not None and agent.call == event.linkedid:
                 agent.call = ""
-                agent.wrap_until = now + self.wrap_up_s
+                agent.wrap_until = now + (self.wrap_up_s if wrap_up_s is None else wrap_up_s)
                 self._move(agent, AgentStatus.WRAP_UP, now)
         elif isinstance(event, d.CallHeld | d.CallResumed):
             agent = next((a for a in self.agents.values() if a.call == event.linkedid), None)
@@ -128,7 +134,7 @@ class AgentBook:
             for agent in self.agents.values():
                 if agent.call == event.linkedid and agent.status is AgentStatus.RESERVED:
                     agent.call = ""
-                    self._move(agent, AgentStatus.READY, now)
+                    self._move(agent, agent.resume[0], now, agent.resume[1])
         elif isinstance(event, d.AgentDeviceChanged):
             agent = self.by_device.get(event.device)
             if agent is not None:
@@ -149,7 +155,15 @@ class AgentBook:
                 and agent.wrap_until is not None
                 and now >= agent.wrap_until
             ):
-                self._move(agent, AgentStatus.READY, agent.wrap_until)
+                self._move(agent, agent.resume[0], agent.wrap_until, agent.resume[1])
+
+    @staticmethod
+    def _interrupt(agent: AgentRecord) -> None:
+        """A call reached an agent who was not ready (a direct call): after it they return to that state."""
+        if agent.status in (AgentStatus.LOGGED_OUT, AgentStatus.PAUSED):
+            agent.resume = (agent.status, agent.pause_reason)
+        elif agent.status is AgentStatus.READY:
+            agent.resume = (AgentStatus.READY, "")
 
     # ---- what routing reads --------------------------------------------------------------------------
 

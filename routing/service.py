@@ -88,6 +88,7 @@ class RoutingService:
         self._kicked = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self.tick_s = TICK_S  # real seconds between passes without events (tests on virtual time shorten it)
 
     # ---- configuration ----------------------------------------------------------------------------
 
@@ -212,7 +213,7 @@ class RoutingService:
     async def run(self) -> None:
         """Route once a tick even without events: waits age, overflow steps fall due, wrap-ups end."""
         while True:
-            await asyncio.sleep(TICK_S)
+            await asyncio.sleep(self.tick_s)
             self._pass()
             self.export_metrics()
 

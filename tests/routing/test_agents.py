@@ -96,3 +96,24 @@ def test_occupancy_counts_talk_hold_and_wrap_against_ready_time_and_ignores_paus
     # the sliding window (3600 s) forgets the oldest time
     b.set_state("a1", AgentStatus.READY, now=5000)
     assert b.occupancy(b.agents["a1"], now=5500) == 0.0
+
+
+def test_a_direct_call_to_a_logged_out_or_paused_agent_returns_them_to_that_state() -> None:
+    from ctid.state import domain as d
+    from routing.agents import AgentBook, AgentRecord
+    from routing.model import AgentStatus
+
+    book = AgentBook([AgentRecord("a", "PJSIP/1001"), AgentRecord("b", "PJSIP/1002")], wrap_up_s=5)
+    book.set_state("b", AgentStatus.PAUSED, 0.0, "break")
+    for agent, device in (("a", "PJSIP/1001"), ("b", "PJSIP/1002")):
+        book.apply(d.CallConnected(1.0, f"call-{agent}", "u", device, f"{device}-1", ""), 1.0)
+        book.apply(d.AgentLeftCall(9.0, f"call-{agent}", device), 9.0)
+    book.tick(20.0)
+    assert book.agents["a"].status is AgentStatus.LOGGED_OUT
+    assert (book.agents["b"].status, book.agents["b"].pause_reason) == (AgentStatus.PAUSED, "break")
+    book.set_state("a", AgentStatus.READY, 21.0)
+    book.offered("a", "call-c", 22.0)
+    book.apply(d.CallConnected(23.0, "call-c", "u", "PJSIP/1001", "PJSIP/1001-2", "q"), 23.0)
+    book.apply(d.AgentLeftCall(30.0, "call-c", "PJSIP/1001"), 30.0)
+    book.tick(40.0)
+    assert book.agents["a"].status is AgentStatus.READY  # a routed call ends in ready, as before

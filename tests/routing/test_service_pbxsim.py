@@ -149,7 +149,8 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Sit
             "routing: routing.yaml\n"
         )
         ctid = Ctid(load_config(config), clock=_WorldClock(world))
-        assert ctid.db is not None
+        assert ctid.db is not None and ctid.routing is not None
+        ctid.routing.tick_s = 0.005  # a pass per virtual half second or so: overflow steps fall due on time
         with Session(ctid.db) as session:
             assert not import_csv_text(session, CUSTOMERS).rejected
 
@@ -310,3 +311,26 @@ async def test_closed_hours_can_move_callers_to_another_queue(make_site: Any) ->
     assert await site.agent_of(caller) == agent_device("carol")
     call = next(c for c in await site.get("/api/calls") if c["contact_channel"] == caller)
     assert call["queue"] == "200"
+
+
+async def test_an_overflow_step_offers_a_callback_and_records_the_acceptance(make_site: Any) -> None:
+    site = await make_site()
+    text = site.routing_file.read_text().replace(
+        "    max_wait_s: 3000\n    hours: office",
+        "    max_wait_s: 3000\n    overflow: [{after_s: 30, action: callback}]\n    hours: office",
+    )
+    site.routing_file.write_text(text)
+    from routing.config import load_routing
+
+    assert site.ctid.routing is not None
+    site.ctid.routing.apply_config(load_routing(site.routing_file))
+    caller = await site.call("4000", "13900000003")
+    ch = next(c for c in site.world.channels.values() if c.name == caller)
+    site.world.set_var(ch, "SIM_DTMF", "1")  # the caller will press 1
+    await site.run(35)
+    ended = next(c for c in await site.get("/api/calls/history") if c["contact_channel"] == caller)
+    deflected = next(step for step in ended["timeline"] if step["kind"] == "CallDeflected")
+    assert (deflected["to"], deflected["reason"]) == ("callback", "overflow")
+    assert 30 <= deflected["wait_s"] < 32
+    assert ended["disposition"] == "deflected"
+    assert [(r.number, r.queue) for r in site.ctid.ivr.callbacks] == [("13900000003", "sales")]
