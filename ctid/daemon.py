@@ -215,14 +215,26 @@ class Ctid:
         ]
 
     def agents(self) -> list[dict[str, Any]]:
-        """Agents as routing keeps them (state, time in state, occupancy); devices seen when not routing."""
-        if self.routing is not None:
-            return self.routing.agents()
-        out = []
+        """Configured agents as routing keeps them, with what their phones did; then other phones seen."""
+        phones: dict[str, dict[str, Any]] = {}
         for name, state in self.servers.items():
             for agent in state.model.agents.values():
-                out.append({"server": name, **agent.to_dict()})
-        return out
+                phones[agent.device] = {"server": name, "id": "", **agent.to_dict()}
+        if self.routing is None:
+            return list(phones.values())
+        out = []
+        for agent in self.routing.agents():
+            phone = phones.pop(agent["device"], {})
+            out.append(
+                {
+                    **agent,
+                    "server": phone.get("server", ""),
+                    "device_state": phone.get("device_state", ""),
+                    "handled": phone.get("handled", 0),
+                    "ring_no_answer": phone.get("ring_no_answer", 0),
+                }
+            )
+        return out + list(phones.values())
 
     def health(self) -> dict[str, Any]:
         servers = {

@@ -255,7 +255,30 @@ class CtidProcess:
             return None
 
 
+# ctid routes the sales and 200 queues itself (tests/asterisk/test_routing.py); the other tests play the
+# router for queue "default", whose only agent never logs in, so ctid leaves those calls to them.
+ROUTING_YAML = """\
+queues:
+  default: {ring_timeout_s: 3, wrap_up_s: 0, max_wait_s: 3000}
+  sales: {skills: {sales: 3}, strategy: longest_idle, ring_timeout_s: 3, wrap_up_s: 0, max_wait_s: 3000}
+  "200": {skills: {support: 3}, strategy: longest_idle, ring_timeout_s: 3, wrap_up_s: 0, max_wait_s: 3000}
+default_queue: default
+dnis: {"4100": sales}
+agents:
+  - {id: alice, name: Alice, device: Local/1011@sim-phones, skills: {sales: 5}, queues: [sales]}
+  - {id: bob, name: Bob, device: Local/9012@sim-phones, skills: {sales: 5}, queues: [sales]}
+  - {id: carol, name: Carol, device: Local/1013@sim-phones, skills: {support: 5}, queues: ["200"]}
+  - {id: dana, name: Dana, device: Local/1019@sim-phones, queues: [default]}
+priorities:
+  base: {A: 100, B: 50, C: 10}
+  ageing_per_s: 0.1
+pause_reasons: [no-answer, break]
+"""
+ROUTING_AGENTS = ("alice", "bob", "carol", "dana")
+
+
 def write_ctid_config(path: Path, *, ami_port: int, username: str, secret: str, web_port: int) -> None:
+    (path.parent / "routing.yaml").write_text(ROUTING_YAML, encoding="utf-8")
     path.write_text(
         f"""\
 asterisk:
@@ -275,6 +298,7 @@ web:
   host: 127.0.0.1
   port: {web_port}
 database: sqlite:///{path.parent / "ctid.db"}
+routing: routing.yaml
 log:
   format: json
   level: info

@@ -1,0 +1,163 @@
+"""ctid as the ACD on a real Asterisk: two queues, three agents, customers from ctid's own database.
+
+The agents' phones are Local channels of the sim-phones context (1011 and 1013 answer after a ring, 9012
+never does). The test only plays the customers and the agents' buttons (REST); every routing move is
+ctid's, checked from /api/queues, /api/agents, /api/calls and the AMI stream Asterisk sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from ctid.db import make_engine
+from routing.customers import Customer, import_csv_text
+from routing.value import Tier
+from tests.asterisk.amiclient import event
+from tests.asterisk.harness import (
+    ROUTING_AGENTS,
+    AsteriskInstance,
+    CtidHttp,
+    CtidProcess,
+    Pbx,
+    assert_matches_asterisk,
+    poll,
+    timeline_events,
+)
+
+pytestmark = pytest.mark.asterisk
+
+ALICE, BOB, CAROL = "Local/1011@sim-phones", "Local/9012@sim-phones", "Local/1013@sim-phones"
+GOLD, PLAIN = "13900000001", "13900000003"  # a tier-A and a tier-C customer
+CUSTOMERS = f"""\
+id,name,phones,revenue_12m,tenure_years,cost_to_serve,lifecycle,vip
+gold,Gold Ltd,{GOLD},900000,9,100,client,false
+plain,Plain Co,{PLAIN},100,1,100,first_time,false
+"""
+
+
+@pytest.fixture(scope="module")
+def customers(ctid: CtidProcess) -> None:
+    """The customer book in ctid's own database, as an admin's CSV import would leave it."""
+    engine = make_engine(f"sqlite:///{Path(ctid.config_path).parent / 'ctid.db'}")
+    with Session(engine) as session:
+        if session.get(Customer, "gold") is None:
+            assert not import_csv_text(session, CUSTOMERS).rejected
+        session.get_one(Customer, "gold").tier = Tier.A
+        session.get_one(Customer, "plain").tier = Tier.C
+        session.commit()
+    engine.dispose()
+
+
+async def post(http: CtidHttp, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    async with http.session.post(http.base_url + path, json=body) as response:
+        return response.status, await response.text()
+
+
+async def set_state(http: CtidHttp, agent: str, state: str, reason: str = "") -> None:
+    status, text = await post(http, f"/api/agents/{agent}/state", {"state": state, "reason": reason})
+    assert status == 200, text
+
+
+@pytest.fixture
+async def routed(pbx: Pbx, http: CtidHttp, asterisk: AsteriskInstance, customers: None) -> AsyncIterator[Pbx]:
+    """Every agent logged out afterwards, so ctid routes no call of another test."""
+    yield pbx
+    if asterisk.channels():
+        asterisk.cli("channel request hangup all")
+    busy = ("reserved", "on_call", "on_hold")
+    await poll(
+        lambda: agents(http),
+        lambda seen: not any(seen[a]["status"] in busy for a in ROUTING_AGENTS),
+        what="routing agents off their calls",
+    )
+    for agent, seen in (await agents(http)).items():
+        if agent in ROUTING_AGENTS and seen["status"] != "logged_out":
+            await set_state(http, agent, "logged_out")
+
+
+async def queue(http: CtidHttp, name: str) -> dict[str, Any]:
+    queues = {q["queue"]: q for q in await http.get_ok("/api/queues")}
+    return queues[name]
+
+
+async def agents(http: CtidHttp) -> dict[str, dict[str, Any]]:
+    return {a["id"]: a for a in await http.get_ok("/api/agents")}
+
+
+async def test_a_tier_a_caller_who_arrives_later_is_connected_first(
+    routed: Pbx, http: CtidHttp, asterisk: AsteriskInstance
+) -> None:
+    plain = await routed.inbound_call(PLAIN, "Plain", exten="4100")
+    gold = await routed.inbound_call(GOLD, "Gold", exten="4100")
+    sales = await poll(
+        lambda: queue(http, "sales"), lambda q: q["calls_waiting"] == 2, what="two callers in sales"
+    )
+    assert [w["tier"] for w in sales["waiting"]] == ["A", "C"]
+    assert sales["waiting"][0]["linkedid"] == gold.linkedid
+    mark = routed.ami.mark()
+    await set_state(http, "alice", "ready")
+    offered = await routed.ami.wait_for(
+        event("VarSet", Variable="CTID_AGENT_DIAL", Value=ALICE), after=mark, timeout=5
+    )
+    assert offered["Linkedid"] == gold.linkedid, "Asterisk was told to ring alice for the tier-A caller"
+    connected = await http.wait_call(gold.linkedid, lambda c: c["state"] == "connected", "gold connected")
+    assert connected["agent"] == ALICE
+    still = await http.wait_call(plain.linkedid, lambda c: c["state"] == "waiting", "plain still waiting")
+    assert still["agent"] == ""
+    assert (await agents(http))["alice"]["status"] == "on_call"
+    await assert_matches_asterisk(http, asterisk)
+
+
+async def test_ring_no_answer_pauses_the_agent_and_the_call_reaches_the_next(
+    routed: Pbx, http: CtidHttp, asterisk: AsteriskInstance
+) -> None:
+    await set_state(http, "bob", "ready")  # bob idles longest: offered first; his phone never answers
+    await set_state(http, "alice", "ready")
+    mark = routed.ami.mark()
+    caller = await routed.inbound_call(PLAIN, "Plain", exten="4100")
+    rang_out = await routed.ami.wait_for(
+        event("DialEnd", DialStatus="NOANSWER", Linkedid=caller.linkedid), after=mark, timeout=8
+    )
+    assert rang_out["DestChannel"].startswith(BOB)
+    connected = await http.wait_call(
+        caller.linkedid, lambda c: c["state"] == "connected", "connected to alice", timeout=8
+    )
+    assert connected["agent"] == ALICE
+    bob = (await agents(http))["bob"]
+    assert (bob["status"], bob["pause_reason"]) == ("paused", "no-answer")
+    waits = timeline_events(await http.get_ok(f"/api/calls/{caller.linkedid}"), "CallWaiting")
+    assert waits[-1]["requeued"] and waits[-1]["arrived_at"] == waits[0]["arrived_at"]
+    await assert_matches_asterisk(http, asterisk)
+
+
+async def test_a_blind_transfer_to_another_queue_is_routed_there_with_its_history(
+    routed: Pbx, http: CtidHttp, asterisk: AsteriskInstance
+) -> None:
+    await set_state(http, "alice", "ready")
+    await set_state(http, "carol", "ready")
+    caller = await routed.inbound_call(PLAIN, "Plain", exten="4100")
+    await http.wait_call(
+        caller.linkedid, lambda c: c["agent"] == ALICE and c["state"] == "connected", "connected to alice"
+    )
+    agent_channel = next(
+        c.name for c in asterisk.channels() if c.name.startswith(ALICE) and c.name.endswith(";1")
+    )
+    mark = routed.ami.mark()
+    await routed.ami.action("BlindTransfer", Channel=agent_channel, Context="ctid-transfer", Exten="200")
+    offered = await routed.ami.wait_for(
+        event("VarSet", Variable="CTID_AGENT_DIAL", Value=CAROL, Linkedid=caller.linkedid), after=mark
+    )
+    assert offered
+    connected = await http.wait_call(
+        caller.linkedid, lambda c: c["agent"] == CAROL and c["state"] == "connected", "connected to carol"
+    )
+    assert connected["queue"] == "200"
+    assert connected["agents"] == [ALICE, CAROL]
+    (transfer,) = timeline_events(await http.get_ok(f"/api/calls/{caller.linkedid}"), "CallTransferred")
+    assert (transfer["transfer"], transfer["to_queue"]) == ("blind", "200")
+    await assert_matches_asterisk(http, asterisk)
