@@ -223,11 +223,11 @@ class Ctid:
         if self.routing is None:
             return list(phones.values())
         out = []
-        for agent in self.routing.agents():
-            phone = phones.pop(agent["device"], {})
+        for configured in self.routing.agents():
+            phone = phones.pop(configured["device"], {})
             out.append(
                 {
-                    **agent,
+                    **configured,
                     "server": phone.get("server", ""),
                     "device_state": phone.get("device_state", ""),
                     "handled": phone.get("handled", 0),
