@@ -76,7 +76,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             Path(args.config),
             seed=args.seed,
             speed=args.speed,
-            agents=args.agents,
             calls_per_hour=args.calls_per_hour,
         )
     )
@@ -118,8 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-c", "--config", default="config/ctid.yaml")
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--speed", type=float, default=1.0, help="virtual seconds per real second")
-    demo.add_argument("--agents", type=int, default=10)
-    demo.add_argument("--calls-per-hour", type=float, default=240.0)
+    demo.add_argument("--calls-per-hour", type=float, default=60.0)
     demo.set_defaults(func=_cmd_demo)
 
     bench = sub.add_parser("bench", help="benchmarks, printing JSON")

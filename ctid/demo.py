@@ -6,17 +6,31 @@ import asyncio
 import contextlib
 import signal
 import time
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ctid.config import load_config
 from ctid.daemon import Ctid
 from ctid.errors import ConfigError
 from ctid.logging import configure_logging
+from routing.config import RoutingConfig, is_open, load_routing
+from routing.model import AgentStatus
 
 
-async def run_demo(config_path: Path, *, seed: int, speed: float, agents: int, calls_per_hour: float) -> int:
-    from pbxsim import PbxSimServer, TrafficGenerator, TrafficProfile, World, call_center_site
-    from pbxsim.autoroute import AutoRouter
+def open_hours_start(cfg: RoutingConfig, now: float) -> float:
+    """The latest moment at or before `now` when every queue is open, so the demo's callers are routed."""
+    when = now
+    for _ in range(14 * 24):
+        stamp = datetime.fromtimestamp(when, UTC)
+        if all(is_open(cfg, queue, stamp) for queue in cfg.queues):
+            return when
+        when -= 3600
+    return now
+
+
+async def run_demo(config_path: Path, *, seed: int, speed: float, calls_per_hour: float) -> int:
+    from pbxsim import PbxSimServer, TrafficGenerator, TrafficProfile, World, WorldClock, call_center_site
 
     try:
         config = load_config(config_path)
@@ -24,9 +38,15 @@ async def run_demo(config_path: Path, *, seed: int, speed: float, agents: int, c
         print("\n".join(exc.errors))
         return 1
     configure_logging(config.log.format, "warning")
+    if config.routing is None:
+        print(f"{config_path}: the demo needs a routing file (routing: routing.yaml)")
+        return 1
+    routing_cfg = load_routing(config.routing)
     pbx = config.asterisk[0]
-    phones = [str(1001 + i) for i in range(agents)]
-    world = World(seed=seed, start=time.time(), endpoints=call_center_site(phones))
+    # pbxsim plays the agents' phones of routing.yaml (PJSIP/1001 ...), and runs on office hours
+    phones = [a.device.split("/", 1)[1] for a in routing_cfg.agents if a.device.startswith("PJSIP/")]
+    start = open_hours_start(routing_cfg, time.time())
+    world = World(seed=seed, start=start, endpoints=call_center_site(phones))
     server = PbxSimServer(
         world,
         host=pbx.host,
@@ -37,17 +57,21 @@ async def run_demo(config_path: Path, *, seed: int, speed: float, agents: int, c
         agi_port=config.agi.port,
         speed=speed,
     )
-    TrafficGenerator(world, TrafficProfile.flat(calls_per_hour)).start()
-    # until ctid routes calls itself, pbxsim's stand-in router hands waiting callers to free phones
-    server.observers.append(AutoRouter(world, phones).observe)
+    dids = tuple(routing_cfg.dnis) or ("4000",)
+    TrafficGenerator(world, replace(TrafficProfile.flat(calls_per_hour), dids=dids)).start()
     await server.start()
-    ctid = Ctid(config)
+    ctid = Ctid(config, clock=WorldClock(world))  # the demo's Asterisk keeps the simulated time
     await ctid.start()
+    assert ctid.routing is not None
+    await ctid.wait_synced()
+    for agent in routing_cfg.agents:  # every agent logs in at the start of the shift
+        ctid.routing.set_agent_state(agent.id, AgentStatus.READY)
     base = f"http://{config.web.host}:{ctid.web_port}"
     print(
-        f"ctid demo: pbxsim on {pbx.host}:{server.port} ({agents} agent phones, {calls_per_hour:g} calls/h, "
-        f"speed {speed:g}), ctid FastAGI on {config.agi.host}:{ctid.ivr.port}\n"
+        f"ctid demo: pbxsim on {pbx.host}:{server.port} ({len(phones)} agent phones, "
+        f"{calls_per_hour:g} calls/h, speed {speed:g}), ctid FastAGI on {config.agi.host}:{ctid.ivr.port}\n"
         f"  live calls   {base}/api/calls\n"
+        f"  queues       {base}/api/queues\n"
         f"  agents       {base}/api/agents\n"
         f"  history      {base}/api/calls/history\n"
         f"  metrics      {base}/metrics\n"

@@ -13,6 +13,7 @@ from pbxsim.world import (
     ChannelInfo,
     PhonePlan,
     World,
+    WorldClock,
 )
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "TrafficGenerator",
     "TrafficProfile",
     "World",
+    "WorldClock",
     "agent_phones",
     "call_center_site",
     "parse_agents",

@@ -767,3 +767,13 @@ def _rtp_quality() -> list[tuple[str, str]]:
 
 
 _STATS = ("min", "max", "avg", "stdev")
+
+
+class WorldClock:
+    """ctid's clock when it runs beside pbxsim in one process: the simulated Asterisk's own time."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def now(self) -> float:
+        return self.world.now

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ctid.config import load_config
 from ctid.daemon import Ctid
-from pbxsim import PbxSimServer, World, call_center_site
+from pbxsim import PbxSimServer, World, WorldClock, call_center_site
 from pbxsim.world import PhonePlan
 from routing.customers import Customer, import_csv_text
 from routing.value import Tier
@@ -148,7 +148,7 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Sit
             f"database: sqlite:///{tmp_path}/ctid.db\n"
             "routing: routing.yaml\n"
         )
-        ctid = Ctid(load_config(config), clock=_WorldClock(world))
+        ctid = Ctid(load_config(config), clock=WorldClock(world))
         assert ctid.db is not None and ctid.routing is not None
         ctid.routing.tick_s = 0.005  # a pass per virtual half second or so: overflow steps fall due on time
         with Session(ctid.db) as session:
@@ -168,14 +168,6 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Sit
     for site in sites:
         await site.ctid.stop()
         await site.server.stop()
-
-
-class _WorldClock:
-    def __init__(self, world: World) -> None:
-        self.world = world
-
-    def now(self) -> float:
-        return self.world.now
 
 
 async def test_a_tier_a_caller_who_arrives_later_is_connected_first(make_site: Any) -> None:
