@@ -70,7 +70,12 @@ class Ctid:
         from routing.customers import create_schema
         from routing.identify import CallerDirectory
 
-        routing = RoutingService(load_routing(path), self._send_actions, self.clock)
+        routing = RoutingService(
+            load_routing(path),
+            self._send_actions,
+            self.clock,
+            publish=lambda events: self.bus.publish("", events),
+        )
         self.routing = routing
         self.bus.subscribe(routing.on_event)
         self.db = open_database(self.config.database)

@@ -72,6 +72,7 @@ class AgentBook:
         self.window_s = window_s
         self.wrap_up_s = wrap_up_s
         self._offers = 0
+        self.changes: list[d.AgentStateChanged] = []  # state changes not yet taken by the interaction log
 
     # ---- what agents ask ----------------------------------------------------------------------------
 
@@ -207,7 +208,17 @@ class AgentBook:
             )
         return tuple(out)
 
+    def take_changes(self) -> list[d.AgentStateChanged]:
+        changes, self.changes = self.changes, []
+        return changes
+
     def _move(self, agent: AgentRecord, status: AgentStatus, now: float, reason: str = "") -> None:
+        if status is not agent.status or reason != agent.pause_reason:
+            self.changes.append(
+                d.AgentStateChanged(
+                    now, agent.call, agent.agent_id, agent.device, status.value, reason, agent.status.value
+                )
+            )
         if agent.status not in (AgentStatus.LOGGED_OUT, AgentStatus.PAUSED):
             agent.history.append((agent.since, now, agent.status in WORKING))
             while agent.history and agent.history[0][1] < now - self.window_s:

@@ -67,9 +67,16 @@ class RoutingService:
     """One site's inbound routing, fed by the bus, acting through `send`."""
 
     def __init__(
-        self, cfg: RoutingConfig, send: Send, clock: Clock, *, occupancy_window_s: float = 3600.0
+        self,
+        cfg: RoutingConfig,
+        send: Send,
+        clock: Clock,
+        *,
+        occupancy_window_s: float = 3600.0,
+        publish: Callable[[list[d.DomainEvent]], None] | None = None,
     ) -> None:
         self.send = send
+        self.publish = publish  # where agent state changes go (the bus, hence the interaction log)
         self.clock = clock
         self.values: dict[str, CustomerValue] = {}  # customer id -> value figures, filled by the IVR
         self.book = AgentBook(agent_records(cfg), window_s=occupancy_window_s)
@@ -131,6 +138,8 @@ class RoutingService:
                 self.server_of.pop(event.linkedid, None)
             else:
                 self.server_of[event.linkedid] = server
+        if isinstance(event, d.AgentStateChanged):
+            return  # our own, back from the bus
         if isinstance(event, d.CallConnected):
             self._talking[event.linkedid] = (event.queue, event.at)
         elif isinstance(event, d.AgentLeftCall | d.CallEnded) and event.linkedid in self._talking:
@@ -139,6 +148,7 @@ class RoutingService:
             previous = self.handle_s.get(queue)
             self.handle_s[queue] = talk if previous is None else previous + HANDLE_EMA * (talk - previous)
         self.acd.apply(event, event.at)
+        self._publish_changes()
         self.kick()
 
     def set_agent_state(self, agent_id: str, status: AgentStatus, reason: str = "") -> dict[str, Any]:
@@ -152,10 +162,16 @@ class RoutingService:
         now = self.clock.now()
         agent = self.book.set_state(agent_id, status, now, reason)
         log.info("agent_state", agent=agent_id, status=status.value, reason=reason)
+        self._publish_changes()
         self.kick()
         return agent.to_dict(now)
 
     # ---- routing passes ---------------------------------------------------------------------------
+
+    def _publish_changes(self) -> None:
+        changes = self.book.take_changes()
+        if changes and self.publish is not None:
+            self.publish(list(changes))
 
     def kick(self) -> None:
         """Route soon: once for a whole batch of events, not once per event."""
@@ -191,6 +207,7 @@ class RoutingService:
             else:
                 out.append((server, offer))
         ROUTING_DECISION_SECONDS.observe(time.perf_counter() - started)
+        self._publish_changes()
         return out
 
     async def _execute(self, server: str, command: Command) -> None:
@@ -206,6 +223,7 @@ class RoutingService:
             bound.info("call_offered", agent=command.agent_id, queue=command.queue, ok=ok)
             if not ok:
                 self.acd.offer_failed(command, self.clock.now())
+                self._publish_changes()
                 self.kick()
         else:
             bound.info("call_sent_away", queue=getattr(command, "queue", ""), ok=ok)

@@ -152,6 +152,17 @@ class AgentDeviceChanged(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class AgentStateChanged(DomainEvent):
+    """Routing moved an agent to another state (linkedid: the call behind it, or '')."""
+
+    agent: str  # agent id from routing.yaml
+    device: str
+    state: str  # routing.model.AgentStatus value
+    reason: str  # pause reason code, '' otherwise
+    previous: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallVariable(DomainEvent):
     """A CTID_* variable on the contact changed (CTID_QUEUE, CTID_CUSTOMER, CTID_TIER, ...)."""
 
