@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Debian packages the tests need (real servers, never fakes).
-DEB_PACKAGES ?= redis-server
+DEB_PACKAGES ?= redis-server postgresql chromium
 
 .PHONY: demo test lint typecheck pytest venv debs clean
 

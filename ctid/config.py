@@ -76,6 +76,27 @@ class LogSettings(_Settings):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class Threshold(_Settings):
+    """Where a wallboard figure turns amber (warn) and red (alarm)."""
+
+    warn: float = Field(ge=0)
+    alarm: float = Field(ge=0)
+
+
+class WallboardSettings(_Settings):
+    """The supervisors' wallboard: its day (for "today") and the colours of the queue tiles.
+
+    Waits, waiting callers and abandon rate are bad when high; service level when low.
+    """
+
+    timezone: str = "UTC"
+    longest_wait_s: Threshold = Threshold(warn=30, alarm=60)
+    waiting: Threshold = Threshold(warn=3, alarm=8)
+    abandon_rate: Threshold = Threshold(warn=0.05, alarm=0.10)
+    service_level: Threshold = Threshold(warn=0.80, alarm=0.70)
+    short_abandon_s: float = Field(default=5.0, ge=0)
+
+
 class CtidConfig(_Settings):
     """Everything in config/ctid.yaml."""
 
@@ -84,10 +105,13 @@ class CtidConfig(_Settings):
     web: WebListener = WebListener()
     # Database and Redis URLs may carry a password, so they stay out of repr() and str().
     database: Url = Field(default="sqlite:///ctid.db", repr=False)
+    # where the interaction log keeps events while the database is unreachable (replayed in order after)
+    spool: str = "ctid-spool.jsonl"
     redis: Url | None = Field(default=None, repr=False)
     log: LogSettings = LogSettings()
     # routing.yaml (queues, agents, priorities), relative to this file; none: ctid watches but does not route
     routing: str | None = None
+    wallboard: WallboardSettings = WallboardSettings()
 
     @field_validator("asterisk")
     @classmethod

@@ -17,11 +17,13 @@ from ctid.ami.client import AmiConnection, ResyncSnapshot
 from ctid.ami.events import AmiEvent
 from ctid.bus import EventBus
 from ctid.clock import Clock, SystemClock
-from ctid.config import AsteriskServer, CtidConfig
+from ctid.config import AsteriskServer, CtidConfig, WallboardSettings
 from ctid.metrics import CALLS_ACTIVE
 from ctid.state import CallStateModel
 from ctid.state.domain import CallArrived, CallEnded, DomainEvent
 from ivr import IvrServer
+from reports.log import InteractionLog
+from reports.wallboard import Wallboard
 from routing.commands import AmiAction
 from routing.service import RoutingService
 
@@ -50,8 +52,13 @@ class Ctid:
         self.config = config
         self.clock = clock or SystemClock()
         self.bus = EventBus()
+        ensure_sqlite_directory(config.database)
+        Path(config.spool).parent.mkdir(parents=True, exist_ok=True)
+        self.interaction_log = InteractionLog(config.database, Path(config.spool))
+        self.bus.subscribe(self.interaction_log.record)
         self.servers: dict[str, ServerState] = {}
         self.routing: RoutingService | None = None
+        self.wallboard: Wallboard | None = None
         self.db: Engine | None = None
         self.ivr = IvrServer(config.agi.host, config.agi.port)
         if config.routing is not None:
@@ -82,6 +89,8 @@ class Ctid:
         create_schema(self.db)
         directory = CallerDirectory(lambda: routing.cfg, self.db, routing.values)
         self.ivr.identify = directory.identify
+        self.wallboard = make_wallboard(self.config.wallboard, routing, self.agents, self.clock)
+        self.bus.subscribe(self.wallboard.on_event)
 
     async def _send_actions(self, server: str, actions: list[AmiAction]) -> bool:
         """Send a command's actions in order; stop at the first one Asterisk refuses."""
@@ -107,10 +116,15 @@ class Ctid:
             events = model.resync(snapshot.channels, snapshot.statuses, snapshot.devices, now)
             if state.gaps and state.gaps[-1]["end"] is None:
                 state.gaps[-1]["end"] = now
+                start = state.gaps[-1]["start"]
+                assert start is not None
+                self.interaction_log.record_gap(server.name, start, now)
             self.bus.publish(server.name, events)
 
         def on_disconnect() -> None:
-            state.gaps.append({"start": self.clock.now(), "end": None})
+            start = self.clock.now()
+            state.gaps.append({"start": start, "end": None})
+            self.interaction_log.record_gap(server.name, start)
 
         raw_log = self._raw_log
         raw_sink: Callable[[bytes], None] | None = None
@@ -147,15 +161,20 @@ class Ctid:
     async def start(self) -> None:
         from ctid.web import start_web
 
+        await self.interaction_log.start()
         await self.ivr.start()
         self.web_runner, self.web_port = await start_web(self, self.config.web.host, self.config.web.port)
         for state in self.servers.values():
             state.connection.start()
         if self.routing is not None:
             self.routing.start()
+        if self.wallboard is not None:
+            self.wallboard.start()
         log.info("ctid_started", web_port=self.web_port, agi_port=self.ivr.port, servers=list(self.servers))
 
     async def stop(self) -> None:
+        if self.wallboard is not None:
+            await self.wallboard.stop()
         if self.routing is not None:
             await self.routing.stop()
         for state in self.servers.values():
@@ -163,6 +182,7 @@ class Ctid:
         await self.ivr.close()
         if self.web_runner is not None:
             await self.web_runner.cleanup()
+        await self.interaction_log.close()
         if self._raw_log is not None:
             self._raw_log.close()
         self._stopped.set()
@@ -253,15 +273,47 @@ class Ctid:
         return {"ok": all(v["synced"] for v in servers.values()), "servers": servers}
 
 
-def open_database(url: str) -> Engine:
-    """The SQLAlchemy engine for ctid.yaml's `database`; a SQLite file's directory is created."""
-    from sqlalchemy.engine import make_url
+def make_wallboard(
+    settings: WallboardSettings,
+    routing: RoutingService,
+    agents: Callable[[], list[dict[str, Any]]],
+    clock: Clock,
+) -> Wallboard:
+    """The wallboard over routing's live queues and agents, coloured by ctid.yaml's thresholds."""
+    from reports.kpi import KpiSettings
+    from reports.wallboard import Thresholds
 
-    from ctid.db import make_engine
+    service_level_s = {name: q.service_level.threshold_s for name, q in routing.cfg.queues.items()}
+    return Wallboard(
+        views=lambda: (routing.queues(), agents()),
+        clock=clock.now,
+        timezone=settings.timezone,
+        thresholds={
+            "longest_wait_s": Thresholds(settings.longest_wait_s.warn, settings.longest_wait_s.alarm),
+            "waiting": Thresholds(settings.waiting.warn, settings.waiting.alarm),
+            "abandon_rate": Thresholds(settings.abandon_rate.warn, settings.abandon_rate.alarm),
+            "service_level": Thresholds(
+                settings.service_level.warn, settings.service_level.alarm, higher_is_worse=False
+            ),
+        },
+        settings=KpiSettings(short_abandon_s=settings.short_abandon_s, service_level_s=service_level_s),
+    )
+
+
+def ensure_sqlite_directory(url: str) -> None:
+    """A SQLite file's directory (var/ in the sample config) exists before anything opens it."""
+    from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def open_database(url: str) -> Engine:
+    """The SQLAlchemy engine for ctid.yaml's `database`."""
+    from ctid.db import make_engine
+
+    ensure_sqlite_directory(url)
     return make_engine(url)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from routing.agents import SETTABLE, AgentStateError
@@ -12,6 +15,7 @@ from routing.model import AgentStatus
 
 if TYPE_CHECKING:
     from ctid.daemon import Ctid
+    from reports.wallboard import Wallboard
     from routing.service import RoutingService
 
 CTID_KEY = web.AppKey("ctid", object)
@@ -80,6 +84,73 @@ async def api_agent_state(request: web.Request) -> web.Response:
         raise web.HTTPConflict(text=str(exc)) from None
 
 
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+async def wallboard_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "wallboard.html")
+
+
+async def wallboard_socket(request: web.Request) -> web.WebSocketResponse:
+    """One viewer: the current snapshot at once, then every change the wallboard pushes."""
+    board = _wallboard(request)
+    ws = web.WebSocketResponse(heartbeat=20)
+    await ws.prepare(request)
+    queue: asyncio.Queue[str] = asyncio.Queue(maxsize=8)
+    board.viewers.add(queue)
+    try:
+        await ws.send_str(board.first_message())
+        while not ws.closed:
+            getter = asyncio.ensure_future(queue.get())
+            closer = asyncio.ensure_future(ws.receive())
+            done, _ = await asyncio.wait({getter, closer}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                await ws.send_str(getter.result())
+            else:
+                getter.cancel()
+            if closer in done:
+                if closer.result().type in (
+                    WSMsgType.CLOSE,
+                    WSMsgType.CLOSING,
+                    WSMsgType.CLOSED,
+                    WSMsgType.ERROR,
+                ):
+                    break
+            else:
+                closer.cancel()
+    finally:
+        board.viewers.discard(queue)
+    return ws
+
+
+async def api_wallboard(request: web.Request) -> web.Response:
+    return web.json_response(_wallboard(request).snapshot(), dumps=_dumps)
+
+
+async def api_worklist_mark(request: web.Request) -> web.Response:
+    """POST {"action": "handled" | "callback"}: a supervisor dealt with an abandoned caller."""
+    board = _wallboard(request)
+    try:
+        action = str((await request.json())["action"])
+        item = board.mark(request.match_info["item_id"], action)
+    except KeyError:
+        raise web.HTTPNotFound(text="no such worklist entry") from None
+    except (ValueError, TypeError):
+        raise web.HTTPBadRequest(text='send {"action": "handled"} or {"action": "callback"}') from None
+    return web.json_response(vars(item))
+
+
+def _wallboard(request: web.Request) -> Wallboard:
+    board = _ctid(request).wallboard
+    if board is None:
+        raise web.HTTPNotFound(text="the wallboard needs routing (a routing file in ctid.yaml)")
+    return board
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
 def make_app(ctid: Ctid) -> web.Application:
     app = web.Application()
     app[CTID_KEY] = ctid
@@ -91,6 +162,10 @@ def make_app(ctid: Ctid) -> web.Application:
     app.router.add_get("/api/agents", api_agents)
     app.router.add_post("/api/agents/{agent_id}/state", api_agent_state)
     app.router.add_get("/api/queues", api_queues)
+    app.router.add_get("/wallboard", wallboard_page)
+    app.router.add_get("/ws/wallboard", wallboard_socket)
+    app.router.add_get("/api/wallboard", api_wallboard)
+    app.router.add_post("/api/wallboard/worklist/{item_id}", api_worklist_mark)
     return app
 
 

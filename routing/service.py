@@ -48,10 +48,16 @@ def priority_rules(cfg: RoutingConfig) -> PriorityRules:
     )
 
 
-def agent_records(cfg: RoutingConfig) -> list[AgentRecord]:
+def agent_records(cfg: RoutingConfig, now: float) -> list[AgentRecord]:
+    """routing.yaml's agents, logged out since `now` (ctid's start or the reload that added them)."""
     return [
         AgentRecord(
-            a.id, a.device, name=a.name, skills=tuple(sorted(a.skills.items())), queues=tuple(a.queues)
+            a.id,
+            a.device,
+            name=a.name,
+            skills=tuple(sorted(a.skills.items())),
+            queues=tuple(a.queues),
+            since=now,
         )
         for a in cfg.agents
     ]
@@ -79,7 +85,7 @@ class RoutingService:
         self.publish = publish  # where agent state changes go (the bus, hence the interaction log)
         self.clock = clock
         self.values: dict[str, CustomerValue] = {}  # customer id -> value figures, filled by the IVR
-        self.book = AgentBook(agent_records(cfg), window_s=occupancy_window_s)
+        self.book = AgentBook(agent_records(cfg, clock.now()), window_s=occupancy_window_s)
         self.cfg = cfg
         self.rules = priority_rules(cfg)
         self.acd = Acd(
@@ -110,7 +116,7 @@ class RoutingService:
         """
         self.cfg = cfg
         self.rules = priority_rules(cfg)
-        fresh = {r.agent_id: r for r in agent_records(cfg)}
+        fresh = {r.agent_id: r for r in agent_records(cfg, self.clock.now())}
         for agent_id, record in fresh.items():
             current = self.book.agents.get(agent_id)
             if current is None:

@@ -31,6 +31,8 @@ async def site(tmp_path: Path) -> AsyncIterator[tuple[PbxSimServer, Ctid, str]]:
         " reconnect_min_s: 0.05, reconnect_max_s: 0.2}\n"
         "agi: {host: 127.0.0.1, port: 0}\n"
         "web: {host: 127.0.0.1, port: 0}\n"
+        f"database: sqlite:///{tmp_path}/ctid.db\n"
+        f"spool: {tmp_path}/spool.jsonl\n"
     )
     ctid = Ctid(load_config(config))
     await ctid.start()

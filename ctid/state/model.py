@@ -35,7 +35,16 @@ CTID_CONTEXTS = frozenset(
 DEFLECT_CONTEXTS = {"ctid-callback": "callback", "ctid-voicemail": "voicemail"}
 # variables ctid sets on the contact; Asterisk's own records then show where each call waited
 TRACKED_VARIABLES = frozenset(
-    {"CTID_QUEUE", "CTID_CUSTOMER", "CTID_TIER", "CTID_CAMPAIGN", "CTID_CONTACT", "CTID_SENT_TO", "AMDSTATUS"}
+    {
+        "CTID_QUEUE",
+        "CTID_CUSTOMER",
+        "CTID_TIER",
+        "CTID_CAMPAIGN",
+        "CTID_CONTACT",
+        "CTID_SENT_TO",
+        "CTID_CALLBACK",
+        "AMDSTATUS",
+    }
 )
 DEFAULT_QUEUE = "default"
 # how long a dialer call whose channels are gone may wait for its OriginateResponse (Asterisk often sends
@@ -135,6 +144,7 @@ class Call:
     campaign: str = ""
     contact_id: str = ""
     amd: str = ""  # AMDSTATUS of an answered dialer call: HUMAN, MACHINE, NOTSURE
+    callback: str = ""  # CTID_CALLBACK: the caller's answer to a callback offer (accepted, declined)
     sent_to: str = ""  # CTID_SENT_TO: where routing is sending the contact and why ("voicemail:closed")
     dialed: str = ""  # the device an Originate dialed, for matching its OriginateResponse
     originate_failed: bool = False
@@ -523,6 +533,7 @@ class CallStateModel:
             "CTID_CONTACT": call.contact_id,
             "AMDSTATUS": call.amd,
             "CTID_SENT_TO": call.sent_to,
+            "CTID_CALLBACK": call.callback,
         }[name]
         if current == value:
             return
@@ -538,6 +549,8 @@ class CallStateModel:
             call.queue = value
         elif name == "CTID_SENT_TO":
             call.sent_to = value
+        elif name == "CTID_CALLBACK":
+            call.callback = value
         elif name == "CTID_CUSTOMER":
             call.customer = value
         elif name == "CTID_TIER":

@@ -298,6 +298,7 @@ web:
   host: 127.0.0.1
   port: {web_port}
 database: sqlite:///{path.parent / "ctid.db"}
+spool: {path.parent / "spool.jsonl"}
 routing: routing.yaml
 log:
   format: json

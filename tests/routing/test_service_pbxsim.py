@@ -146,6 +146,7 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Sit
             "agi: {host: 127.0.0.1, port: 0}\n"
             "web: {host: 127.0.0.1, port: 0}\n"
             f"database: sqlite:///{tmp_path}/ctid.db\n"
+            f"spool: {tmp_path}/spool.jsonl\n"
             "routing: routing.yaml\n"
         )
         ctid = Ctid(load_config(config), clock=WorldClock(world))

@@ -1,0 +1,789 @@
+"""The KPIs of design/METRICS.md computed from interaction-log rows: pure functions, rows in, reports out.
+
+A row is one `interaction_events` entry as a mapping: `at` (epoch seconds), `server`, `call_id` (the
+linkedid), `kind` (a `ctid.state.domain` event name), the lifted columns `queue`, `agent`, `tier`, `campaign`,
+and `data` with the event's other fields. Rows come in log order, (at, id). They may start before the
+report's period: earlier rows give the context (an agent's state at the period start, a call answered
+before it), and figures count only what METRICS.md puts in the period.
+
+Nothing here reads a clock. Time still running at the end of the rows (an agent's current state, a
+call in progress) runs on to the period's `end`, so a report of the current day passes `end=min(end, now)`.
+
+Percentiles are nearest-rank: the smallest observed value with at least p % of the values at or below it.
+It always reports a wait some caller really had, and needs no interpolation rule to agree on.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ctid.state import domain as d
+from routing import AgentStatus
+
+Row = Mapping[str, Any]
+CallKey = tuple[str, str]  # (server, linkedid): a linkedid is unique on its own Asterisk only
+
+INF = math.inf
+SURVEY_ANSWERED = "SurveyAnswered"  # post-call survey result: data {"overall": 1-5, ...}, `agent` set
+TOP_BOX_SCORE = 5
+# states whose time is the occupancy numerator; ringing (reserved) counts as working, as in routing's
+# live occupancy (routing.agents), so the wallboard and the reports agree
+OCCUPIED = frozenset(
+    s.value for s in (AgentStatus.RESERVED, AgentStatus.ON_CALL, AgentStatus.ON_HOLD, AgentStatus.WRAP_UP)
+)
+# histogram bucket edges (seconds): bucket i is [edge i, edge i+1), the last one is open-ended
+TALK_EDGES_S = (0.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0)
+WAIT_EDGES_S = (0.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0)
+# agent_comparison's ranked columns: True when a higher value ranks first
+RANKED_COLUMNS = {
+    "handled": True,
+    "aht_s": False,
+    "occupancy": True,
+    "utilization": True,
+    "transfer_rate": False,
+    "ring_no_answer": False,
+    "csat": True,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KpiSettings:
+    """The settings METRICS.md names, with its defaults; `service_level_s` maps a queue to its T."""
+
+    short_abandon_s: float = 5.0
+    service_level_s: Mapping[str, float] = field(default_factory=dict)
+    default_service_level_s: float = 20.0
+
+    def threshold(self, queue: str) -> float:
+        return self.service_level_s.get(queue, self.default_service_level_s)
+
+
+DEFAULT_SETTINGS = KpiSettings()
+
+
+# ---- small arithmetic ----------------------------------------------------------------------------
+
+
+def _get(row: Row, name: str, default: Any = "") -> Any:
+    """An event field: from `data`, or from the row's own column where the log lifted it out of `data`."""
+    data = row.get("data") or {}
+    if name in data:
+        return data[name]
+    value = row.get(name)
+    return default if value is None else value
+
+
+def _overlap(begin: float, finish: float, start: float, end: float) -> float:
+    return max(0.0, min(finish, end) - max(begin, start))
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    """None (JSON null) when there is nothing to divide by: 0 % and 'no calls' are different readings."""
+    return part / whole if whole else None
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def percentile(values: Sequence[float], p: int) -> float | None:
+    """Nearest-rank percentile (p in 1..100) of `values`, None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(p * len(ordered) / 100)) - 1]
+
+
+def gaps_in(gaps: Iterable[Row], start: float, end: float) -> list[dict[str, Any]]:
+    """The data gaps (`server`, `start`, `end`) that overlap [start, end), whole, oldest first.
+
+    A gap still open (`end` None: the server is not back yet) overlaps everything after its start.
+    A report shows them so nobody reads a hole in the log as a quiet hour.
+    """
+    found = [
+        {"server": g["server"], "start": g["start"], "end": g.get("end")}
+        for g in gaps
+        if g["start"] < end and (g.get("end") is None or g["end"] > start)
+    ]
+    return sorted(found, key=lambda g: (g["start"], g["server"]))
+
+
+# ---- queued contacts -----------------------------------------------------------------------------
+
+
+class Outcome(StrEnum):
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"
+    DEFLECTED = "deflected"
+    OPEN = "open"  # no outcome in the log: still waiting when the rows end, or ctid lost the call
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One stay of one call in one queue (METRICS.md "A queued contact's timeline")."""
+
+    server: str
+    call_id: str
+    queue: str
+    arrive: float
+    direction: str  # inbound or outbound (CallArrived); '' when the rows hold no arrival
+    dnis: str
+    tier: str  # the call's tier when the contact left the queue (tiers may be set while it waits)
+    outcome: Outcome = Outcome.OPEN
+    outcome_at: float | None = None  # the answer or the leave
+    wait: float | None = None  # outcome_at - arrive
+    short: bool = False  # abandoned with wait < short_abandon_s
+    agent: str = ""  # the answering agent's device
+    deflected_to: str = ""  # callback, voicemail, hangup, or queue:<name>
+    deflect_reason: str = ""  # closed, overflow, max_wait
+    callback_accepted: bool = False
+
+    def offered_in(self, start: float, end: float) -> bool:
+        """A contact counts in the period (and the interval) of its arrive."""
+        return start <= self.arrive < end
+
+    @property
+    def overflowed(self) -> bool:
+        return self.outcome is Outcome.DEFLECTED and (
+            self.deflect_reason == "overflow" or self.deflected_to.startswith("queue:")
+        )
+
+    def within(self, threshold_s: float) -> bool:
+        return self.wait is not None and self.wait <= threshold_s
+
+
+@dataclass(slots=True)
+class _CallFacts:
+    """What the log said about a call before and while its contacts waited."""
+
+    direction: str = ""
+    dnis: str = ""
+    tier: str = ""
+
+
+class _ContactFold:
+    """Folds rows into contacts: each CallWaiting that is not a ring-no-answer requeue opens one."""
+
+    def __init__(self, settings: KpiSettings) -> None:
+        self.settings = settings
+        self.contacts: list[Contact] = []
+        self._calls: dict[CallKey, _CallFacts] = defaultdict(_CallFacts)
+        self._latest: dict[CallKey, int] = {}  # index in `contacts` of each call's latest contact
+        self._handlers: dict[str, Callable[[CallKey, Row], None]] = {
+            d.CallArrived.__name__: self._arrived,
+            d.CallVariable.__name__: self._variable,
+            d.CallWaiting.__name__: self._waiting,
+            d.CallConnected.__name__: self._connected,
+            d.CallAbandoned.__name__: self._abandoned,
+            d.CallDeflected.__name__: self._deflected,
+        }
+
+    def apply(self, row: Row) -> None:
+        key = (row["server"], row["call_id"])
+        if row.get("tier"):
+            self._set_tier(key, row["tier"])
+        handler = self._handlers.get(row["kind"])
+        if handler is not None:
+            handler(key, row)
+
+    def _open(self, key: CallKey) -> int | None:
+        index = self._latest.get(key)
+        if index is not None and self.contacts[index].outcome is Outcome.OPEN:
+            return index
+        return None
+
+    def _set_tier(self, key: CallKey, tier: str) -> None:
+        self._calls[key].tier = tier
+        index = self._open(key)
+        if index is not None:
+            self.contacts[index] = replace(self.contacts[index], tier=tier)
+
+    def _arrived(self, key: CallKey, row: Row) -> None:
+        facts = self._calls[key]
+        facts.direction = str(_get(row, "direction"))
+        facts.dnis = str(_get(row, "dnis"))
+
+    def _variable(self, key: CallKey, row: Row) -> None:
+        name, value = _get(row, "name"), _get(row, "value")
+        if name == "CTID_TIER":
+            self._set_tier(key, value)
+        elif name == "CTID_CALLBACK" and value == "accepted":
+            index = self._latest.get(key)
+            if index is not None and self.contacts[index].deflected_to == "callback":
+                self.contacts[index] = replace(self.contacts[index], callback_accepted=True)
+
+    def _waiting(self, key: CallKey, row: Row) -> None:
+        if _get(row, "requeued", False) and self._open(key) is not None:
+            return  # back after a ring-no-answer: the same contact keeps its arrive
+        facts = self._calls[key]
+        self._latest[key] = len(self.contacts)
+        arrive = float(_get(row, "arrived_at", row["at"]))
+        self.contacts.append(
+            Contact(key[0], key[1], str(_get(row, "queue")), arrive, facts.direction, facts.dnis, facts.tier)
+        )
+
+    def _connected(self, key: CallKey, row: Row) -> None:
+        # a second agent on an answered contact (attended transfer) is an agent leg, not a new answer
+        self._close(key, row, Outcome.ANSWERED, agent=str(_get(row, "agent")))
+
+    def _abandoned(self, key: CallKey, row: Row) -> None:
+        self._close(key, row, Outcome.ABANDONED)
+
+    def _deflected(self, key: CallKey, row: Row) -> None:
+        to, reason = str(_get(row, "to")), str(_get(row, "reason"))
+        self._close(key, row, Outcome.DEFLECTED, deflected_to=to, deflect_reason=reason)
+
+    def _close(
+        self,
+        key: CallKey,
+        row: Row,
+        outcome: Outcome,
+        agent: str = "",
+        deflected_to: str = "",
+        deflect_reason: str = "",
+    ) -> None:
+        index = self._open(key)
+        if index is None:
+            return  # an outcome with no contact waiting (the rows start after its arrive)
+        contact = self.contacts[index]
+        wait = row["at"] - contact.arrive
+        self.contacts[index] = replace(
+            contact,
+            outcome=outcome,
+            outcome_at=row["at"],
+            wait=wait,
+            short=outcome is Outcome.ABANDONED and wait < self.settings.short_abandon_s,
+            agent=agent,
+            deflected_to=deflected_to,
+            deflect_reason=deflect_reason,
+        )
+
+
+def contacts(rows: Iterable[Row], settings: KpiSettings = DEFAULT_SETTINGS) -> list[Contact]:
+    """Every queued contact in the rows, in arrival order of their first event.
+
+    A transfer to a queue and a move to another queue start a new contact; a ring-no-answer requeue keeps
+    the contact and its arrive. Outcomes of calls whose contact the rows do not hold are ignored.
+    """
+    fold = _ContactFold(settings)
+    for row in rows:
+        fold.apply(row)
+    return fold.contacts
+
+
+def _contacts_in(rows: Iterable[Row], start: float, end: float, settings: KpiSettings) -> list[Contact]:
+    return [c for c in contacts(rows, settings) if c.offered_in(start, end)]
+
+
+# ---- queue figures -------------------------------------------------------------------------------
+
+
+def _waits(group: Iterable[Contact]) -> list[float]:
+    return [c.wait for c in group if c.wait is not None]
+
+
+def queue_figures(group: Sequence[Contact], settings: KpiSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
+    """The inbound figures of METRICS.md over a group of contacts, each judged by its own queue's T.
+
+    Short abandons stay out of abandon rate and service level, but `sl_removed` keeps them: it is Amazon
+    Connect's reading, which counts every abandon. Open contacts are offered, so they weigh in the
+    denominators that count offered contacts. `longest_wait_s` is the longest wait any contact of the
+    group ended (the live figure, from still-waiting contacts, belongs to the wallboard).
+    """
+    by_outcome: dict[Outcome, list[Contact]] = {o: [c for c in group if c.outcome is o] for o in Outcome}
+    answered, abandoned = by_outcome[Outcome.ANSWERED], by_outcome[Outcome.ABANDONED]
+    deflected = by_outcome[Outcome.DEFLECTED]
+    short = [c for c in abandoned if c.short]
+    counted_abandons = [c for c in abandoned if not c.short]
+    callbacks = [c for c in deflected if c.deflected_to == "callback"]
+    removed = answered + abandoned + callbacks  # Amazon Connect's "removed from queue": callback requested
+
+    def within(c: Contact) -> bool:
+        return c.within(settings.threshold(c.queue))
+
+    answered_in_t = sum(map(within, answered))
+    answer_waits = _waits(answered)
+    return {
+        "offered": len(group),
+        "answered": len(answered),
+        "abandoned": len(abandoned),
+        "short_abandoned": len(short),
+        "deflected": len(deflected),
+        "open": len(by_outcome[Outcome.OPEN]),
+        "abandon_rate": _ratio(len(counted_abandons), len(group) - len(short) - len(deflected)),
+        "service_level": _ratio(answered_in_t, len(answered) + sum(not within(c) for c in counted_abandons)),
+        "sl_answered": _ratio(answered_in_t, len(answered)),
+        "sl_removed": _ratio(sum(map(within, removed)), len(removed)),
+        "sl_offered": _ratio(answered_in_t, len(group) - len(short)),
+        "asa_s": _mean(answer_waits),
+        "wait_p50_s": percentile(answer_waits, 50),
+        "p90_wait_s": percentile(answer_waits, 90),
+        "wait_p95_s": percentile(answer_waits, 95),
+        "longest_wait_s": max(_waits(group), default=None),
+        "time_to_abandon_avg_s": _mean(_waits(abandoned)),
+        "callbacks_offered": len(callbacks),
+        "callbacks_accepted": sum(c.callback_accepted for c in callbacks),
+        "overflowed": sum(c.overflowed for c in deflected),
+    }
+
+
+def queue_summary(
+    rows: Iterable[Row],
+    *,
+    start: float,
+    end: float,
+    settings: KpiSettings = DEFAULT_SETTINGS,
+    gaps: Iterable[Row] = (),
+    queues: Iterable[str] = (),
+) -> list[dict[str, Any]]:
+    """One object per queue over the contacts that arrived in [start, end), by queue name.
+
+    `queues` names queues to show even without contacts (the configured ones). Each object carries the
+    period's `data_gaps`, so the list stays one object per queue.
+    """
+    period = _contacts_in(rows, start, end, settings)
+    period_gaps = gaps_in(gaps, start, end)
+    return [
+        {
+            "queue": name,
+            **queue_figures([c for c in period if c.queue == name], settings),
+            "service_level_s": settings.threshold(name),
+            "data_gaps": period_gaps,
+        }
+        for name in sorted({c.queue for c in period} | set(queues))
+    ]
+
+
+def interval_report(
+    rows: Iterable[Row],
+    *,
+    start: float,
+    end: float,
+    interval_s: float,
+    settings: KpiSettings = DEFAULT_SETTINGS,
+    gaps: Iterable[Row] = (),
+    queues: Iterable[str] = (),
+) -> list[dict[str, Any]]:
+    """The queue figures per (interval, queue), every interval of [start, end) for every queue shown.
+
+    Intervals are counted from `start` (a local midnight makes them local quarter hours even where the
+    offset is not whole hours); the last one is cut at `end`. Each row carries the gaps overlapping it.
+    """
+    if interval_s <= 0:
+        raise ValueError("interval_s must be positive")
+    period = _contacts_in(rows, start, end, settings)
+    gap_rows = list(gaps)
+    by_slot: dict[tuple[int, str], list[Contact]] = defaultdict(list)
+    for c in period:
+        by_slot[int((c.arrive - start) // interval_s), c.queue].append(c)
+    names = sorted({c.queue for c in period} | set(queues))
+    out = []
+    for slot in range(math.ceil((end - start) / interval_s)):
+        slot_start = start + slot * interval_s
+        slot_end = min(slot_start + interval_s, end)
+        slot_gaps = gaps_in(gap_rows, slot_start, slot_end)
+        for name in names:
+            out.append(
+                {
+                    "interval_start": slot_start,
+                    "interval_end": slot_end,
+                    "queue": name,
+                    **queue_figures(by_slot.get((slot, name), []), settings),
+                    "service_level_s": settings.threshold(name),
+                    "data_gaps": slot_gaps,
+                }
+            )
+    return out
+
+
+# ---- agents --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Leg:
+    """One agent's segment of a call, bridged to left: a transfer splits talk, each agent its own."""
+
+    device: str
+    connected_at: float
+    left_at: float | None = None
+    held_since: float | None = None
+    holds: list[tuple[float, float]] = field(default_factory=list)
+    transferred: bool = False
+
+    def resume(self, at: float) -> None:
+        if self.held_since is not None:
+            self.holds.append((self.held_since, at))
+            self.held_since = None
+
+    def close(self, at: float) -> None:
+        self.resume(at)  # a leg that ends on hold (a transfer completed from hold) ends its hold too
+        self.left_at = at
+
+    def hold_in(self, start: float, end: float) -> float:
+        spans = [*self.holds] if self.held_since is None else [*self.holds, (self.held_since, INF)]
+        return sum(_overlap(begin, finish, start, end) for begin, finish in spans)
+
+    def talk_in(self, start: float, end: float) -> float:
+        finish = INF if self.left_at is None else self.left_at
+        return _overlap(self.connected_at, finish, start, end) - self.hold_in(start, end)
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """An agent's time in one state (AgentStateChanged to the next one)."""
+
+    state: str
+    reason: str
+    begin: float
+    finish: float
+
+
+class _AgentFold:
+    """Folds rows into agent legs, state spans, ring-no-answers and survey answers."""
+
+    def __init__(self) -> None:
+        self.legs: list[_Leg] = []
+        self.device_agent: dict[str, str] = {}  # the latest AgentStateChanged for each device wins
+        self.spans: dict[str, list[_Span]] = defaultdict(list)
+        self.ring_no_answers: list[tuple[float, str]] = []  # (at, device)
+        self.surveys: list[tuple[float, str, float]] = []  # (at, agent id or device, overall)
+        self._current: dict[str, _Span] = {}  # each agent's state now, open-ended
+        self._on_call: dict[CallKey, _Leg] = {}
+        self._last_leg: dict[tuple[CallKey, str], _Leg] = {}
+        self._handlers: dict[str, Callable[[CallKey, Row], None]] = {
+            d.CallConnected.__name__: self._connected,
+            d.AgentLeftCall.__name__: self._left,
+            d.CallHeld.__name__: self._held,
+            d.CallResumed.__name__: self._resumed,
+            d.CallTransferred.__name__: self._transferred,
+            d.CallEnded.__name__: lambda key, row: self._leave(key, row["at"]),
+            d.RingNoAnswer.__name__: self._ring_no_answer,
+            d.AgentStateChanged.__name__: self._state_changed,
+            SURVEY_ANSWERED: self._survey,
+        }
+
+    def apply(self, row: Row) -> None:
+        handler = self._handlers.get(row["kind"])
+        if handler is not None:
+            handler((row["server"], row["call_id"]), row)
+
+    def agent_of(self, device: str) -> str:
+        """The agent id behind a device; a device no agent state names is reported as itself."""
+        return self.device_agent.get(device, device)
+
+    def spans_of(self, agent: str) -> list[_Span]:
+        current = self._current.get(agent)
+        return self.spans[agent] + ([current] if current is not None else [])
+
+    def agents(self) -> set[str]:
+        return (
+            set(self.spans)
+            | set(self._current)
+            | {self.agent_of(leg.device) for leg in self.legs}
+            | {self.agent_of(device) for _, device in self.ring_no_answers}
+            | {self.agent_of(who) for _, who, _ in self.surveys}
+        )
+
+    def _leave(self, key: CallKey, at: float) -> None:
+        leg = self._on_call.pop(key, None)
+        if leg is not None:
+            leg.close(at)
+
+    def _connected(self, key: CallKey, row: Row) -> None:
+        self._leave(key, row["at"])  # a previous agent still on the line: transferred without a leave
+        leg = _Leg(str(_get(row, "agent")), row["at"])
+        self.legs.append(leg)
+        self._on_call[key] = leg
+        self._last_leg[key, leg.device] = leg
+
+    def _left(self, key: CallKey, row: Row) -> None:
+        leg = self._on_call.get(key)
+        if leg is not None and leg.device == _get(row, "agent"):
+            self._leave(key, row["at"])
+
+    def _held(self, key: CallKey, row: Row) -> None:
+        leg = self._on_call.get(key)
+        if leg is not None and leg.held_since is None:
+            leg.held_since = row["at"]
+
+    def _resumed(self, key: CallKey, row: Row) -> None:
+        leg = self._on_call.get(key)
+        if leg is not None:
+            leg.resume(row["at"])
+
+    def _transferred(self, key: CallKey, row: Row) -> None:
+        leg = self._last_leg.get((key, str(_get(row, "from_agent") or _get(row, "agent"))))
+        if leg is not None:
+            leg.transferred = True
+
+    def _ring_no_answer(self, key: CallKey, row: Row) -> None:
+        self.ring_no_answers.append((row["at"], str(_get(row, "agent"))))
+
+    def _state_changed(self, key: CallKey, row: Row) -> None:
+        agent, at = str(_get(row, "agent")), row["at"]
+        self.device_agent[str(_get(row, "device"))] = agent
+        current = self._current.get(agent)
+        if current is None:
+            # the first change the rows hold: before it, the agent was in its `previous` state
+            previous = str(_get(row, "previous", AgentStatus.LOGGED_OUT.value))
+            reason = "unknown" if previous == AgentStatus.PAUSED.value else ""
+            current = _Span(previous, reason, -INF, INF)
+        self.spans[agent].append(replace(current, finish=at))
+        self._current[agent] = _Span(str(_get(row, "state")), str(_get(row, "reason")), at, INF)
+
+    def _survey(self, key: CallKey, row: Row) -> None:
+        overall = _get(row, "overall", None)
+        if overall is not None:
+            self.surveys.append((row["at"], str(_get(row, "agent")), float(overall)))
+
+
+def _agent_fold(rows: Iterable[Row]) -> _AgentFold:
+    fold = _AgentFold()
+    for row in rows:
+        fold.apply(row)
+    return fold
+
+
+def _state_time(
+    spans: Iterable[_Span], start: float, end: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds per state and per pause reason inside [start, end): agent time is split by the clock."""
+    by_state: dict[str, float] = defaultdict(float)
+    by_reason: dict[str, float] = defaultdict(float)
+    for span in spans:
+        length = _overlap(span.begin, span.finish, start, end)
+        if length > 0:
+            by_state[span.state] += length
+            if span.state == AgentStatus.PAUSED.value:
+                by_reason[span.reason] += length
+    return by_state, by_reason
+
+
+def _agent_row(fold: _AgentFold, agent: str, start: float, end: float) -> dict[str, Any]:
+    legs = [leg for leg in fold.legs if fold.agent_of(leg.device) == agent]
+    handled = [leg for leg in legs if leg.left_at is not None and start <= leg.left_at < end]
+    talk = sum(leg.talk_in(start, end) for leg in legs)
+    hold = sum(leg.hold_in(start, end) for leg in legs)
+    by_state, by_reason = _state_time(fold.spans_of(agent), start, end)
+    wrap = by_state[AgentStatus.WRAP_UP.value]
+    ready = by_state[AgentStatus.READY.value]
+    occupied = sum(by_state[s] for s in OCCUPIED)
+    login = sum(t for s, t in by_state.items() if s != AgentStatus.LOGGED_OUT.value)
+    transfers = sum(leg.transferred for leg in handled)
+    scores = [score for at, who, score in fold.surveys if fold.agent_of(who) == agent and start <= at < end]
+    return {
+        "agent": agent,
+        "devices": sorted(dev for dev, owner in fold.device_agent.items() if owner == agent),
+        "handled": len(handled),
+        "talk_s": talk,
+        "hold_s": hold,
+        "wrap_s": wrap,
+        "aht_s": _ratio(talk + hold + wrap, len(handled)),
+        "aht_talk_s": _ratio(talk, len(handled)),
+        "aht_hold_s": _ratio(hold, len(handled)),
+        "aht_wrap_s": _ratio(wrap, len(handled)),
+        "login_s": login,
+        "ready_s": ready,
+        "ringing_s": by_state[AgentStatus.RESERVED.value],
+        "occupied_s": occupied,
+        "pause_s": by_state[AgentStatus.PAUSED.value],
+        "pause_by_reason": dict(sorted(by_reason.items())),
+        "occupancy": _ratio(occupied, occupied + ready),
+        "utilization": _ratio(occupied, login),
+        "ring_no_answer": sum(
+            1 for at, device in fold.ring_no_answers if fold.agent_of(device) == agent and start <= at < end
+        ),
+        "transfers_out": transfers,
+        "transfer_rate": _ratio(transfers, len(handled)),
+        "csat": _mean(scores),
+        "csat_top_box": _ratio(sum(s == TOP_BOX_SCORE for s in scores), len(scores)),
+        "csat_responses": len(scores),
+        "csat_response_rate": _ratio(len(scores), len(handled)),
+    }
+
+
+def _active(row: Mapping[str, Any]) -> bool:
+    """Worth a line in the period: logged in, on a call, rung or rated in it."""
+    return any(row[k] for k in ("login_s", "handled", "talk_s", "hold_s", "ring_no_answer", "csat_responses"))
+
+
+def agent_performance(
+    rows: Iterable[Row], *, start: float, end: float, gaps: Iterable[Row] = ()
+) -> list[dict[str, Any]]:
+    """One object per agent active in [start, end), by agent id (METRICS.md "Agents").
+
+    Devices map to agent ids through AgentStateChanged rows. Talk and hold come from the calls, wrap-up,
+    ready, ringing, pause and login time from the agent states, all split at the period's edges by the
+    clock; handled counts the agent legs that ended in the period.
+    """
+    fold = _agent_fold(rows)
+    period_gaps = gaps_in(gaps, start, end)
+    table = [_agent_row(fold, agent, start, end) for agent in sorted(fold.agents())]
+    return [{**row, "data_gaps": period_gaps} for row in table if _active(row)]
+
+
+def _column_ranks(table: Sequence[Mapping[str, Any]], column: str, higher_first: bool) -> list[int | None]:
+    """Competition ranks (1, 2, 2, 4) of one column; agents without a value get no rank."""
+    values = [row[column] for row in table]
+
+    def rank(value: float | None) -> int | None:
+        if value is None:
+            return None
+        ahead = [o for o in values if o is not None and o != value and (o > value) == higher_first]
+        return 1 + len(ahead)
+
+    return [rank(value) for value in values]
+
+
+def agent_comparison(
+    rows: Iterable[Row], *, start: float, end: float, gaps: Iterable[Row] = ()
+) -> list[dict[str, Any]]:
+    """agent_performance ranked: most handled first, then shorter AHT; `ranks` has each column's rank."""
+    table = sorted(
+        agent_performance(rows, start=start, end=end, gaps=gaps),
+        key=lambda a: (-a["handled"], a["aht_s"] is None, a["aht_s"] or 0.0, a["agent"]),
+    )
+    ranks = {column: _column_ranks(table, column, higher) for column, higher in RANKED_COLUMNS.items()}
+    return [
+        {**row, "rank": i + 1, "ranks": {column: ranks[column][i] for column in RANKED_COLUMNS}}
+        for i, row in enumerate(table)
+    ]
+
+
+# ---- distributions and breakdowns ----------------------------------------------------------------
+
+
+def histogram(values: Iterable[float], edges: Sequence[float]) -> list[dict[str, Any]]:
+    """Counts per bucket [from_s, to_s), the last one open-ended (values under the first edge: the first)."""
+    counts = [0] * len(edges)
+    for value in values:
+        counts[max(0, bisect_right(edges, value) - 1)] += 1
+    return [
+        {"from_s": edge, "to_s": edges[i + 1] if i + 1 < len(edges) else None, "count": counts[i]}
+        for i, edge in enumerate(edges)
+    ]
+
+
+def distributions(
+    rows: Iterable[Row],
+    *,
+    start: float,
+    end: float,
+    gaps: Iterable[Row] = (),
+    talk_edges_s: Sequence[float] = TALK_EDGES_S,
+    wait_edges_s: Sequence[float] = WAIT_EDGES_S,
+) -> dict[str, Any]:
+    """Histograms: talk per handled agent leg (whole leg, ended in the period), and the waits of contacts
+    that arrived in the period, answered and abandoned apart."""
+    rows = list(rows)
+    fold = _agent_fold(rows)
+    talks = [
+        leg.talk_in(-INF, INF) for leg in fold.legs if leg.left_at is not None and start <= leg.left_at < end
+    ]
+    period = _contacts_in(rows, start, end, DEFAULT_SETTINGS)
+    return {
+        "talk": histogram(talks, talk_edges_s),
+        "wait_answered": histogram(_waits(c for c in period if c.outcome is Outcome.ANSWERED), wait_edges_s),
+        "wait_abandoned": histogram(
+            _waits(c for c in period if c.outcome is Outcome.ABANDONED), wait_edges_s
+        ),
+        "data_gaps": gaps_in(gaps, start, end),
+    }
+
+
+def inbound_summary(
+    rows: Iterable[Row],
+    *,
+    start: float,
+    end: float,
+    timezone: str,
+    settings: KpiSettings = DEFAULT_SETTINGS,
+    gaps: Iterable[Row] = (),
+) -> dict[str, Any]:
+    """Inbound contacts arrived in [start, end) by dialled number, by tier and by local hour of arrival.
+
+    Dialer contacts are left out (their abandons are drops, METRICS.md "Outbound"); a contact whose
+    arrival the rows miss counts as inbound. Every hour 0-23 is listed, hours without calls at zero.
+    """
+    zone = ZoneInfo(timezone)
+    inbound = [
+        c for c in _contacts_in(rows, start, end, settings) if c.direction != d.Direction.OUTBOUND.value
+    ]
+
+    def by(name: str, key: Callable[[Contact], Any], keys: Iterable[Any]) -> list[dict[str, Any]]:
+        return [{name: k, **queue_figures([c for c in inbound if key(c) == k], settings)} for k in keys]
+
+    def hour(c: Contact) -> int:
+        return datetime.fromtimestamp(c.arrive, zone).hour
+
+    return {
+        "by_dnis": by("dnis", lambda c: c.dnis, sorted({c.dnis for c in inbound})),
+        "by_tier": by("tier", lambda c: c.tier, sorted({c.tier for c in inbound})),
+        "by_hour": by("hour", hour, range(24)),
+        "data_gaps": gaps_in(gaps, start, end),
+    }
+
+
+# ---- targets -------------------------------------------------------------------------------------
+
+
+def _distance(value: float, low: float | None, high: float | None) -> float:
+    """How far a value lies outside its target band (0 inside)."""
+    return max(0.0, (low - value) if low is not None else 0.0, (value - high) if high is not None else 0.0)
+
+
+def _trend(actual: float | None, previous: float | None) -> str | None:
+    if actual is None or previous is None:
+        return None
+    return "up" if actual > previous else "down" if actual < previous else "flat"
+
+
+def _trend_is(
+    actual: float | None, previous: float | None, low: float | None, high: float | None
+) -> str | None:
+    """better / worse / same: a one-sided target says which way is good; a band, the distance to it."""
+    trend = _trend(actual, previous)
+    if trend is None or actual is None or previous is None or (low is None and high is None):
+        return None
+    if trend == "flat":
+        return "same"
+    if low is not None and high is not None:
+        now, before = _distance(actual, low, high), _distance(previous, low, high)
+        return "better" if now < before else "worse" if now > before else "same"
+    return "better" if (trend == "up") == (low is not None) else "worse"
+
+
+def kpi_targets(
+    current: Mapping[str, Any],
+    previous: Mapping[str, Any] | None,
+    targets: Mapping[str, Mapping[str, float]],
+) -> list[dict[str, Any]]:
+    """Each target ({"min": x}, {"max": y} or both) against the current figures and the previous period's.
+
+    `met` is None when the figure has no value (nothing to divide by), like the figure itself.
+    """
+    out = []
+    for name, bounds in targets.items():
+        actual = current.get(name)
+        before = previous.get(name) if previous is not None else None
+        low, high = bounds.get("min"), bounds.get("max")
+        out.append(
+            {
+                "kpi": name,
+                "actual": actual,
+                "target": dict(bounds),
+                "met": None if actual is None else _distance(actual, low, high) == 0,
+                "previous": before,
+                "trend": _trend(actual, before),
+                "trend_is": _trend_is(actual, before, low, high),
+            }
+        )
+    return out

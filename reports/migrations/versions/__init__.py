@@ -1,0 +1,1 @@
+"""Revisions of the interaction log's tables, oldest first."""

@@ -1,0 +1,244 @@
+"""The supervisors' wallboard: one live snapshot computed in ctid and pushed to every viewer.
+
+Queue tiles (waiting, longest wait, today's service level and abandon rate, agents by state), an agent
+grid (state, time in state, handled today) and the worklist of today's abandoned callers not yet reached
+again. Today's figures come from `reports.kpi` over today's interaction rows, the same code the reports
+use; the snapshot is rebuilt at most once per `interval_s` and only when something changed, so a hundred
+open wallboards cost one computation, never a database query each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from ctid.state import domain as d
+from reports.kpi import KpiSettings, queue_summary
+from reports.log import event_row
+
+log = structlog.get_logger("reports.wallboard")
+
+Views = Callable[[], tuple[list[dict[str, Any]], list[dict[str, Any]]]]  # (queues, agents) live
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """warn/alarm levels; `higher_is_worse` says which way a figure goes bad."""
+
+    warn: float
+    alarm: float
+    higher_is_worse: bool = True
+
+    def level(self, value: float | None) -> str:
+        if value is None:
+            return "ok"
+        if self.higher_is_worse:
+            return "alarm" if value >= self.alarm else "warn" if value >= self.warn else "ok"
+        return "alarm" if value <= self.alarm else "warn" if value <= self.warn else "ok"
+
+
+DEFAULT_THRESHOLDS = {
+    "longest_wait_s": Thresholds(30, 60),
+    "waiting": Thresholds(3, 8),
+    "abandon_rate": Thresholds(0.05, 0.10),
+    "service_level": Thresholds(0.80, 0.70, higher_is_worse=False),
+}
+_LEVELS = ("ok", "warn", "alarm")
+
+
+@dataclass(slots=True)
+class WorkItem:
+    """An abandoned caller to reach again."""
+
+    id: str  # the abandoned call's linkedid
+    number: str
+    customer: str
+    tier: str
+    queue: str
+    wait_s: float
+    at: float
+    state: str = "open"  # open, handled, callback
+
+
+@dataclass(slots=True)
+class _Call:
+    number: str = ""
+    customer: str = ""
+    tier: str = ""
+
+
+@dataclass
+class Wallboard:
+    views: Views
+    clock: Callable[[], float]
+    timezone: str = "UTC"
+    thresholds: dict[str, Thresholds] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    settings: KpiSettings = field(default_factory=KpiSettings)
+    interval_s: float = 0.5
+    rows: list[dict[str, Any]] = field(default_factory=list)  # today's interaction rows
+    worklist: dict[str, WorkItem] = field(default_factory=dict)
+    viewers: set[asyncio.Queue[str]] = field(default_factory=set)
+    version: int = 0
+    _calls: dict[str, _Call] = field(default_factory=dict)
+    _handled: dict[str, int] = field(default_factory=dict)  # agent device -> calls handled today
+    _day_start: float = 0.0
+    _dirty: bool = True
+    _last: str = ""
+    _task: asyncio.Task[None] | None = None
+
+    # ---- events in --------------------------------------------------------------------------------
+
+    def on_event(self, server: str, event: d.DomainEvent) -> None:
+        self._roll_day(event.at)
+        if event.at < self._day_start:
+            return
+        self.rows.append(event_row(server, event))
+        call = self._calls.setdefault(event.linkedid, _Call()) if event.linkedid else None
+        if isinstance(event, d.CallArrived) and call is not None:
+            call.number = event.caller_num
+        elif isinstance(event, d.CallVariable) and call is not None:
+            if event.name == "CTID_CUSTOMER":
+                call.customer = event.value
+            elif event.name == "CTID_TIER":
+                call.tier = event.value
+        elif isinstance(event, d.CallAbandoned) and call is not None and call.number:
+            if event.wait_s >= self.settings.short_abandon_s:
+                self.worklist[event.linkedid] = WorkItem(
+                    event.linkedid, call.number, call.customer, call.tier, event.queue, event.wait_s, event.at
+                )
+        elif isinstance(event, d.CallConnected) and call is not None and call.number:
+            for item in self.worklist.values():  # the caller got through after all
+                if item.number == call.number and item.state == "open":
+                    item.state = "handled"
+        elif isinstance(event, d.AgentLeftCall):
+            self._handled[event.agent] = self._handled.get(event.agent, 0) + 1
+        elif isinstance(event, d.CallEnded):
+            self._calls.pop(event.linkedid, None)
+        self._dirty = True
+
+    def _roll_day(self, now: float) -> None:
+        zone = ZoneInfo(self.timezone)
+        start = datetime.combine(datetime.fromtimestamp(now, zone).date(), time(0), zone).timestamp()
+        if start > self._day_start:  # midnight: today starts empty
+            self._day_start = start
+            self.rows.clear()
+            self.worklist.clear()
+            self._handled.clear()
+            self._dirty = True
+
+    def mark(self, item_id: str, action: str) -> WorkItem:
+        """A supervisor marks a worklist entry handled, or schedules a call back; KeyError if unknown."""
+        if action not in ("handled", "callback"):
+            raise ValueError("action is handled or callback")
+        item = self.worklist[item_id]
+        item.state = action
+        self._dirty = True
+        log.info("worklist_marked", linkedid=item_id, action=action)
+        return item
+
+    # ---- the snapshot -----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        now = self.clock()
+        self._roll_day(now)
+        queues, agents = self.views()
+        today = {
+            q["queue"]: q
+            for q in queue_summary(self.rows, start=self._day_start, end=now + 1, settings=self.settings)
+        }
+        tiles = []
+        for q in queues:
+            figures = today.get(q["queue"], {})
+            tile = {
+                "queue": q["queue"],
+                "waiting": q["calls_waiting"],
+                "longest_wait_s": q["longest_wait_s"],
+                "estimated_wait_s": q.get("estimated_wait_s"),
+                "agents": q["agents"],
+                "offered": figures.get("offered", 0),
+                "answered": figures.get("answered", 0),
+                "service_level": figures.get("service_level"),
+                "abandon_rate": figures.get("abandon_rate"),
+                "service_level_s": self.settings.service_level_s.get(
+                    q["queue"], self.settings.default_service_level_s
+                ),
+            }
+            levels = [self.thresholds[key].level(tile[key]) for key in self.thresholds if key in tile]
+            tile["level"] = max(levels, key=_LEVELS.index, default="ok")
+            tiles.append(tile)
+        grid = [
+            {
+                "id": a.get("id", ""),
+                "name": a.get("name", ""),
+                "status": a.get("status", ""),
+                "pause_reason": a.get("pause_reason", ""),
+                "time_in_state_s": a.get("time_in_state_s"),
+                "queues": a.get("queues", []),
+                "handled_today": self._handled.get(a.get("device", ""), 0),
+            }
+            for a in agents
+            if a.get("id")
+        ]
+        work = [
+            vars(item).copy()
+            for item in sorted(self.worklist.values(), key=lambda i: i.at)
+            if item.state == "open"
+        ]
+        return {"at": now, "version": self.version, "queues": tiles, "agents": grid, "worklist": work}
+
+    def refresh(self) -> str | None:
+        """Rebuild the snapshot; the JSON to push when it differs from the last one pushed, else None."""
+        self._dirty = False
+        snap = self.snapshot()
+        body = json.dumps(
+            {k: v for k, v in snap.items() if k not in ("at", "version")}, sort_keys=True, default=str
+        )
+        if body == self._last:
+            return None
+        self._last = body
+        self.version += 1
+        snap["version"] = self.version
+        return json.dumps(snap, default=str)
+
+    async def run(self) -> None:
+        """Push a fresh snapshot to every viewer when something changed (and each second: waits grow)."""
+        loop = asyncio.get_running_loop()
+        last = 0.0
+        while True:
+            await asyncio.sleep(self.interval_s / 2)
+            if not self.viewers or not (self._dirty or loop.time() - last >= 1.0):
+                continue
+            last = loop.time()
+            message = self.refresh()
+            if message is not None:
+                for viewer in list(self.viewers):
+                    with contextlib.suppress(asyncio.QueueFull):
+                        viewer.put_nowait(message)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def first_message(self) -> str:
+        """What a new viewer sees at once, before the next change."""
+        message = self.refresh()
+        if message is None:
+            snap = json.loads(self._last)
+            snap.update({"at": self.clock(), "version": self.version})
+            return json.dumps(snap, default=str)
+        for viewer in list(self.viewers):  # the rebuild was news for everyone
+            with contextlib.suppress(asyncio.QueueFull):
+                viewer.put_nowait(message)
+        return message
