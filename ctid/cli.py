@@ -94,6 +94,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _control(args: argparse.Namespace, what: str, at: str | None = None) -> int:
+    from ctid.control import control_command
+
+    return control_command(args.config, what, at)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ctid", description="Call-center CTI and contact routing for Asterisk"
@@ -109,6 +115,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="+")
     check.set_defaults(func=_cmd_check_config)
 
+    reload = sub.add_parser("reload", help="make the running daemon re-read routing.yaml")
+    reload.add_argument("-c", "--config", default="config/ctid.yaml")
+    reload.set_defaults(func=lambda a: _control(a, "reload"))
+
+    config_cmd = sub.add_parser("config", help="routing.yaml versions of the running daemon")
+    config_sub = config_cmd.add_subparsers(dest="config_command", required=True)
+    history = config_sub.add_parser("history", help="applied versions, newest first")
+    history.add_argument("-c", "--config", default="config/ctid.yaml")
+    history.add_argument("--at", help="the version in force at this time (ISO or epoch seconds)")
+    history.set_defaults(func=lambda a: _control(a, "history", a.at))
+    rollback = config_sub.add_parser("rollback", help="restore the version before the current one")
+    rollback.add_argument("-c", "--config", default="config/ctid.yaml")
+    rollback.set_defaults(func=lambda a: _control(a, "rollback"))
+
     replay = sub.add_parser("replay", help="fold a recorded AMI stream and print the calls as JSON")
     replay.add_argument("file")
     replay.set_defaults(func=_cmd_replay)
@@ -121,12 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     bench = sub.add_parser("bench", help="benchmarks, printing JSON")
-    bench.add_argument("what", choices=["ingest"])
+    bench.add_argument("what", choices=["ingest", "routing"])
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--events", type=int, default=200_000)
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--rate", type=float, default=20_000, help="events/s for the latency phase")
     bench.add_argument("--rounds", type=int, default=5, help="throughput rounds (medians reported)")
+    bench.add_argument("--agents", type=int, default=100, help="routing: agents in the simulated center")
+    bench.add_argument("--load", type=float, default=0.95, help="routing: offered load per agent (rho)")
+    bench.add_argument("--mix", default="0.10,0.30,0.60", help="routing: shares of tiers A,B,C")
+    bench.add_argument("--hours", type=float, default=8.0, help="routing: hours of simulated traffic")
     bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -26,6 +26,7 @@ from reports.log import InteractionLog
 from reports.wallboard import Wallboard
 from routing.commands import AmiAction
 from routing.service import RoutingService
+from routing.versions import RoutingConfigManager
 
 log = structlog.get_logger("ctid.daemon")
 
@@ -58,6 +59,9 @@ class Ctid:
         self.bus.subscribe(self.interaction_log.record)
         self.servers: dict[str, ServerState] = {}
         self.routing: RoutingService | None = None
+        self.routing_config: RoutingConfigManager | None = None
+        self._watch_stop = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
         self.wallboard: Wallboard | None = None
         self.db: Engine | None = None
         self.ivr = IvrServer(config.agi.host, config.agi.port)
@@ -73,20 +77,27 @@ class Ctid:
 
     def _start_routing(self, path: Path) -> None:
         """ctid as the ACD: routing.yaml loaded (ConfigError if invalid), callers identified by the IVR."""
-        from routing.config import load_routing
+        from routing.config import RoutingConfig
         from routing.customers import create_schema
         from routing.identify import CallerDirectory
+        from routing.versions import RoutingConfigManager
 
-        routing = RoutingService(
-            load_routing(path),
-            self._send_actions,
-            self.clock,
-            publish=lambda events: self.bus.publish("", events),
-        )
-        self.routing = routing
-        self.bus.subscribe(routing.on_event)
         self.db = open_database(self.config.database)
         create_schema(self.db)
+
+        def apply(cfg: RoutingConfig) -> None:
+            if self.routing is None:
+                self.routing = RoutingService(
+                    cfg, self._send_actions, self.clock, publish=lambda events: self.bus.publish("", events)
+                )
+            else:
+                self.routing.apply_config(cfg)
+
+        self.routing_config = RoutingConfigManager(path, apply, engine=self.db, clock=self.clock.now)
+        self.routing_config.load_initial()
+        routing = self.routing
+        assert routing is not None
+        self.bus.subscribe(routing.on_event)
         directory = CallerDirectory(lambda: routing.cfg, self.db, routing.values)
         self.ivr.identify = directory.identify
         self.wallboard = make_wallboard(self.config.wallboard, routing, self.agents, self.clock)
@@ -168,11 +179,19 @@ class Ctid:
             state.connection.start()
         if self.routing is not None:
             self.routing.start()
+        if self.routing_config is not None:
+            self._watch_stop.clear()
+            self._watcher = asyncio.get_running_loop().create_task(
+                self.routing_config.watch(self._watch_stop)
+            )
         if self.wallboard is not None:
             self.wallboard.start()
         log.info("ctid_started", web_port=self.web_port, agi_port=self.ivr.port, servers=list(self.servers))
 
     async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watch_stop.set()
+            await asyncio.gather(self._watcher, return_exceptions=True)
         if self.wallboard is not None:
             await self.wallboard.stop()
         if self.routing is not None:
@@ -194,6 +213,8 @@ class Ctid:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if self.routing_config is not None:
+            loop.add_signal_handler(signal.SIGHUP, self.routing_config.reload, "sighup")
         await self.start()
         tune_gc()
         try:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ctid.daemon import Ctid
     from reports.wallboard import Wallboard
     from routing.service import RoutingService
+    from routing.versions import RoutingConfigManager
 
 CTID_KEY = web.AppKey("ctid", object)
 
@@ -82,6 +83,44 @@ async def api_agent_state(request: web.Request) -> web.Response:
         return web.json_response(routing.set_agent_state(agent_id, status, reason))
     except AgentStateError as exc:
         raise web.HTTPConflict(text=str(exc)) from None
+
+
+def _versions(request: web.Request) -> RoutingConfigManager:
+    manager = _ctid(request).routing_config
+    if manager is None:
+        raise web.HTTPNotFound(text="routing is off: no routing file in ctid.yaml")
+    return manager
+
+
+async def api_routing_reload(request: web.Request) -> web.Response:
+    """Re-read routing.yaml: 200 with the version applied, 422 with every error if it is rejected."""
+    result = _versions(request).reload("api")
+    return web.json_response(result.to_dict(), status=200 if result.ok else 422)
+
+
+async def api_routing_rollback(request: web.Request) -> web.Response:
+    result = _versions(request).rollback()
+    return web.json_response(result.to_dict(), status=200 if result.ok else 409)
+
+
+async def api_routing_history(request: web.Request) -> web.Response:
+    """Applied versions, newest first; `?at=EPOCH` gives the one in force at that time."""
+    manager = _versions(request)
+    at = request.query.get("at")
+    if at is None:
+        return web.json_response(manager.history())
+    try:
+        found = manager.version_at(float(at))
+    except ValueError:
+        raise web.HTTPBadRequest(text="at is seconds since the epoch") from None
+    if found is None:
+        raise web.HTTPNotFound(text="no version was in force then")
+    return web.json_response(found)
+
+
+async def api_routing_config(request: web.Request) -> web.Response:
+    manager = _versions(request)
+    return web.json_response({"version": manager.current_version, "text": manager.text()})
 
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -162,6 +201,10 @@ def make_app(ctid: Ctid) -> web.Application:
     app.router.add_get("/api/agents", api_agents)
     app.router.add_post("/api/agents/{agent_id}/state", api_agent_state)
     app.router.add_get("/api/queues", api_queues)
+    app.router.add_post("/api/routing/reload", api_routing_reload)
+    app.router.add_post("/api/routing/rollback", api_routing_rollback)
+    app.router.add_get("/api/routing/history", api_routing_history)
+    app.router.add_get("/api/routing/config", api_routing_config)
     app.router.add_get("/wallboard", wallboard_page)
     app.router.add_get("/ws/wallboard", wallboard_socket)
     app.router.add_get("/api/wallboard", api_wallboard)

@@ -7,6 +7,8 @@ ctid's, checked from /api/queues, /api/agents, /api/calls and the AMI stream Ast
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -161,3 +163,43 @@ async def test_a_blind_transfer_to_another_queue_is_routed_there_with_its_histor
     (transfer,) = timeline_events(await http.get_ok(f"/api/calls/{caller.linkedid}"), "CallTransferred")
     assert (transfer["transfer"], transfer["to_queue"]) == ("blind", "200")
     await assert_matches_asterisk(http, asterisk)
+
+
+def ctid_cli(ctid: CtidProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ctid.cli", *args, "-c", str(ctid.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+async def test_a_hot_reload_while_callers_wait_applies_to_them(
+    routed: Pbx, http: CtidHttp, ctid: CtidProcess, asterisk: AsteriskInstance
+) -> None:
+    routing_file = Path(ctid.config_path).parent / "routing.yaml"
+    original = routing_file.read_text()
+    plain = await routed.inbound_call(PLAIN, "Plain", exten="4100")
+    await routed.inbound_call(GOLD, "Gold", exten="4100")
+    sales = await poll(lambda: queue(http, "sales"), lambda q: q["calls_waiting"] == 2, what="two in sales")
+    assert [w["tier"] for w in sales["waiting"]] == ["A", "C"]
+    try:
+        routing_file.write_text(
+            original.replace("base: {A: 100, B: 50, C: 10}", "base: {A: 100, B: 50, C: 500}")
+        )
+        done = ctid_cli(ctid, "reload")
+        assert done.returncode == 0, done.stderr
+        sales = await queue(http, "sales")
+        assert [w["tier"] for w in sales["waiting"]] == ["C", "A"], "the new priorities reach waiting callers"
+        mark = routed.ami.mark()
+        await set_state(http, "alice", "ready")
+        offered = await routed.ami.wait_for(
+            event("VarSet", Variable="CTID_AGENT_DIAL", Value=ALICE), after=mark, timeout=5
+        )
+        assert offered["Linkedid"] == plain.linkedid
+        history = ctid_cli(ctid, "config", "history")
+        assert history.returncode == 0 and history.stdout.splitlines()[0].startswith("* v"), history.stdout
+    finally:
+        rolled = ctid_cli(ctid, "config", "rollback")
+        assert rolled.returncode == 0, rolled.stderr
+    assert routing_file.read_text() == original

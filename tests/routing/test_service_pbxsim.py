@@ -327,3 +327,38 @@ async def test_an_overflow_step_offers_a_callback_and_records_the_acceptance(mak
     assert 30 <= deflected["wait_s"] < 32
     assert ended["disposition"] == "deflected"
     assert [(r.number, r.queue) for r in site.ctid.ivr.callbacks] == [("13900000003", "sales")]
+
+
+async def test_a_reload_applies_to_callers_already_waiting_and_a_broken_file_changes_nothing(
+    make_site: Any,
+) -> None:
+    site = await make_site()
+    plain = await site.call("4000", "13900000003")
+    await site.call("4000", "13900000001")
+    original = site.routing_file.read_text()
+    site.routing_file.write_text(
+        original.replace("base: {A: 100, B: 50, C: 10}", "base: {A: 100, B: 50, C: 500}")
+    )
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{site.base}/api/routing/reload") as resp:
+            assert resp.status == 200 and (await resp.json())["version"] == 2
+        waiting = (await queue_of(site, "sales"))["waiting"]
+        assert [w["tier"] for w in waiting] == ["C", "A"]  # the waiting C caller is now ahead
+        broken = site.routing_file.read_text().replace(
+            "    ring_timeout_s: 10\n", "\tring_timeout_s: 10\n", 1
+        )
+        site.routing_file.write_text(broken)
+        async with http.post(f"{site.base}/api/routing/reload") as resp:
+            body = await resp.json()
+        assert resp.status == 422 and body["version"] == 2
+        line = next(n for n, text in enumerate(broken.splitlines(), 1) if text.startswith("\t"))
+        assert any(f"{site.routing_file}:{line}:" in error for error in body["errors"]), body["errors"]
+        async with http.get(f"{site.base}/api/routing/history") as resp:
+            assert [(v["version"], v["current"]) for v in await resp.json()] == [(2, True), (1, False)]
+    assert await site.set_state("alice", "ready") == 200
+    await site.run(3)
+    assert await site.agent_of(plain) == agent_device("alice")  # routed on version 2, not the broken file
+
+
+async def queue_of(site: Site, name: str) -> dict[str, Any]:
+    return next(q for q in await site.get("/api/queues") if q["queue"] == name)

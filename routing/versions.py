@@ -1,0 +1,204 @@
+"""routing.yaml while ctid runs: hot reload, every applied version kept, history and rollback.
+
+A change arrives by `ctid reload` (REST), SIGHUP or the file being saved (watchfiles). A valid file
+applies at once, to callers already waiting too; an invalid one is rejected with every error as
+file:line:column and the running config stays. Each applied version is stored with its time, so
+`ctid config history --at TIME` says which version routed a call, and `ctid config rollback` restores
+the one before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import Float, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from ctid.db import Base
+from ctid.errors import ConfigError
+from routing.config import RoutingConfig, load_routing_checked
+
+log = structlog.get_logger("routing.versions")
+
+
+class RoutingConfigVersion(Base):
+    """One routing.yaml text that ctid applied, and when."""
+
+    __tablename__ = "routing_config_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    applied_at: Mapped[float] = mapped_column(Float, index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    ok: bool
+    version: int | None
+    changed: bool
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class _Version:
+    version: int
+    applied_at: float
+    sha256: str
+    source: str
+    text: str
+
+    def to_dict(self, current: int | None) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "applied_at": self.applied_at,
+            "applied": datetime.fromtimestamp(self.applied_at, UTC).isoformat(timespec="seconds"),
+            "sha256": self.sha256[:12],
+            "source": self.source,
+            "current": self.version == current,
+        }
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class RoutingConfigManager:
+    """Owns the running routing config: validates, applies (through `apply`) and records versions."""
+
+    def __init__(
+        self,
+        path: Path,
+        apply: Callable[[RoutingConfig], None],
+        *,
+        engine: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.apply = apply
+        self.engine = engine
+        self.clock = clock
+        self.current: RoutingConfig | None = None
+        self.current_version: int | None = None
+        self._versions: list[_Version] = []
+        if engine is not None:
+            Base.metadata.create_all(engine, tables=[RoutingConfigVersion.__table__])  # type: ignore[list-item]
+            with Session(engine) as session:
+                rows = session.scalars(select(RoutingConfigVersion).order_by(RoutingConfigVersion.version))
+                self._versions = [_Version(r.version, r.applied_at, r.sha256, r.source, r.text) for r in rows]
+
+    # ---- applying ---------------------------------------------------------------------------------
+
+    def load_initial(self) -> RoutingConfig:
+        """The file at start-up: ConfigError if invalid (ctid does not start on a broken config)."""
+        text = self.path.read_text(encoding="utf-8")
+        cfg, _ = load_routing_checked(self.path, text=text)
+        self.apply(cfg)
+        self._applied(cfg, text, "startup")
+        return cfg
+
+    def reload(self, source: str = "manual") -> ReloadResult:
+        """Re-read the file; apply it if valid and changed, else keep the running config."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError as exc:
+            return self._rejected([f"{self.path}: cannot read: {exc.strerror or exc}"], source)
+        return self._try(text, source)
+
+    def rollback(self) -> ReloadResult:
+        """Restore the version before the current one: the file is rewritten to it and it applies."""
+        earlier = [v for v in self._versions if v.sha256 != self._latest_digest()]
+        if not earlier:
+            return ReloadResult(False, self.current_version, False, ["no earlier version to roll back to"])
+        target = earlier[-1]
+        result = self._try(target.text, f"rollback to v{target.version}")
+        if result.ok:
+            self._write_file(target.text)
+        return result
+
+    def _try(self, text: str, source: str) -> ReloadResult:
+        try:
+            cfg, warnings = load_routing_checked(self.path, text=text)
+        except ConfigError as exc:
+            return self._rejected(exc.errors, source)
+        if self.current is not None and _digest(text) == self._latest_digest():
+            return ReloadResult(True, self.current_version, False, [], warnings)
+        previous = self.current
+        try:
+            self.apply(cfg)
+        except Exception as exc:  # the new config could not be applied: the old one stays in force
+            if previous is not None:
+                self.apply(previous)
+            return self._rejected([f"{self.path}: could not apply: {exc}"], source)
+        version = self._applied(cfg, text, source)
+        log.info("routing_config_applied", version=version, source=source, warnings=len(warnings))
+        return ReloadResult(True, version, True, [], warnings)
+
+    def _rejected(self, errors: list[str], source: str) -> ReloadResult:
+        log.warning("routing_config_rejected", source=source, errors=errors, running=self.current_version)
+        return ReloadResult(False, self.current_version, False, errors)
+
+    def _latest_digest(self) -> str:
+        current = next((v for v in self._versions if v.version == self.current_version), None)
+        return current.sha256 if current is not None else ""
+
+    def _applied(self, cfg: RoutingConfig, text: str, source: str) -> int:
+        self.current = cfg
+        digest = _digest(text)
+        if self._versions and self._versions[-1].sha256 == digest:  # same text as last time ctid ran
+            self.current_version = self._versions[-1].version
+            return self.current_version
+        entry = _Version(len(self._versions) + 1, self.clock(), digest, source, text)
+        self._versions.append(entry)
+        self.current_version = entry.version
+        if self.engine is not None:
+            with Session(self.engine) as session, session.begin():
+                session.add(RoutingConfigVersion(**asdict(entry)))
+        return entry.version
+
+    def _write_file(self, text: str) -> None:
+        """Replace the file in one step, so an editor or the watcher never sees half of it."""
+        handle, temp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temp, self.path)
+
+    # ---- reading ----------------------------------------------------------------------------------
+
+    def history(self) -> list[dict[str, Any]]:
+        return [v.to_dict(self.current_version) for v in reversed(self._versions)]
+
+    def version_at(self, ts: float) -> dict[str, Any] | None:
+        """The version in force at `ts`: the last one applied at or before it."""
+        found = next((v for v in reversed(self._versions) if v.applied_at <= ts), None)
+        return found.to_dict(self.current_version) if found is not None else None
+
+    def text(self) -> str:
+        current = next((v for v in self._versions if v.version == self.current_version), None)
+        return current.text if current is not None else ""
+
+    # ---- watching ---------------------------------------------------------------------------------
+
+    async def watch(self, stop: asyncio.Event | None = None) -> None:
+        """Reload when the file is saved (editors replace files: the directory is watched)."""
+        from watchfiles import awatch
+
+        target = self.path.resolve()
+        async for changes in awatch(target.parent, stop_event=stop, debounce=300, step=50):
+            if any(Path(changed).resolve() == target for _, changed in changes):
+                self.reload("file")
