@@ -51,3 +51,17 @@ ROUTING_DECISION_SECONDS = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1),
 )
 ROUTING_COMMANDS = Counter("ctid_routing_commands_total", "Routing commands sent", ["command", "outcome"])
+SERVICE_LEVEL = Gauge("ctid_service_level_ratio", "Service level today (METRICS.md), by queue", ["queue"])
+ABANDON_RATIO = Gauge("ctid_abandon_ratio", "Abandon rate today (METRICS.md), by queue", ["queue"])
+WAIT_SECONDS = Histogram(
+    "ctid_wait_seconds",
+    "Queue wait of contacts that left the queue (answered or abandoned)",
+    ["queue", "outcome"],
+    buckets=(5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600),
+)
+HANDLE_SECONDS = Histogram(
+    "ctid_handle_seconds",
+    "An agent's time on a contact, answer to leaving it (talk and hold)",
+    ["queue"],
+    buckets=(30, 60, 120, 180, 240, 300, 450, 600, 900, 1800),
+)

@@ -32,7 +32,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    _ctid(request).calls()  # refresh the call gauges
+    ctid = _ctid(request)
+    ctid.calls()  # refresh the call gauges
+    if ctid.wallboard is not None:
+        ctid.wallboard.snapshot()  # and today's service level and abandon rate
+    if ctid.routing is not None:
+        ctid.routing.export_metrics()
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

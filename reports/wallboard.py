@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from ctid.metrics import ABANDON_RATIO, HANDLE_SECONDS, SERVICE_LEVEL, WAIT_SECONDS
 from ctid.state import domain as d
 from reports.kpi import KpiSettings, queue_summary
 from reports.log import event_row
@@ -89,6 +90,7 @@ class Wallboard:
     version: int = 0
     _calls: dict[str, _Call] = field(default_factory=dict)
     _handled: dict[str, int] = field(default_factory=dict)  # agent device -> calls handled today
+    _talking: dict[str, tuple[str, float]] = field(default_factory=dict)  # linkedid -> (queue, answered)
     _day_start: float = 0.0
     _dirty: bool = True
     _last: str = ""
@@ -109,7 +111,15 @@ class Wallboard:
                 call.customer = event.value
             elif event.name == "CTID_TIER":
                 call.tier = event.value
-        elif isinstance(event, d.CallAbandoned) and call is not None and call.number:
+        if isinstance(event, d.CallConnected):
+            WAIT_SECONDS.labels(event.queue, "answered").observe(event.wait_s)
+            self._talking[event.linkedid] = (event.queue, event.at)
+        elif isinstance(event, d.CallAbandoned):
+            WAIT_SECONDS.labels(event.queue, "abandoned").observe(event.wait_s)
+        elif isinstance(event, d.AgentLeftCall) and event.linkedid in self._talking:
+            queue, since = self._talking.pop(event.linkedid)
+            HANDLE_SECONDS.labels(queue).observe(max(0.0, event.at - since))
+        if isinstance(event, d.CallAbandoned) and call is not None and call.number:
             if event.wait_s >= self.settings.short_abandon_s:
                 self.worklist[event.linkedid] = WorkItem(
                     event.linkedid, call.number, call.customer, call.tier, event.queue, event.wait_s, event.at
@@ -174,6 +184,10 @@ class Wallboard:
             levels = [self.thresholds[key].level(tile[key]) for key in self.thresholds if key in tile]
             tile["level"] = max(levels, key=_LEVELS.index, default="ok")
             tiles.append(tile)
+            if tile["service_level"] is not None:
+                SERVICE_LEVEL.labels(tile["queue"]).set(tile["service_level"])
+            if tile["abandon_rate"] is not None:
+                ABANDON_RATIO.labels(tile["queue"]).set(tile["abandon_rate"])
         grid = [
             {
                 "id": a.get("id", ""),

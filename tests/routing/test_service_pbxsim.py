@@ -362,3 +362,18 @@ async def test_a_reload_applies_to_callers_already_waiting_and_a_broken_file_cha
 
 async def queue_of(site: Site, name: str) -> dict[str, Any]:
     return next(q for q in await site.get("/api/queues") if q["queue"] == name)
+
+
+async def test_metrics_expose_the_live_queue_figures(make_site: Any) -> None:
+    site = await make_site()
+    await ready_in_order(site, "alice")
+    await answered_by(site)
+    await site.call("4000", "13900000001")  # waits: alice is busy
+    async with aiohttp.ClientSession() as http, http.get(f"{site.base}/metrics") as resp:
+        text = await resp.text()
+    board = {q["queue"]: q for q in (await site.get("/api/wallboard"))["queues"]}
+    assert f'ctid_service_level_ratio{{queue="sales"}} {float(board["sales"]["service_level"])}' in text
+    assert 'ctid_calls_waiting{queue="sales"} 1.0' in text
+    assert 'ctid_agents{queue="sales",state="on_call"} 1.0' in text
+    assert 'ctid_wait_seconds_count{outcome="answered",queue="sales"}' in text
+    assert "ctid_routing_decision_seconds_count" in text
