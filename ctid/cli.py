@@ -94,6 +94,29 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sim_day(args: argparse.Namespace) -> int:
+    from ctid.daemon import ensure_sqlite_directory
+    from ctid.logging import configure_logging
+    from ctid.simday import DEFAULT_ROUTING, sim_day
+
+    configure_logging("console", "warning")
+    ensure_sqlite_directory(args.db)
+    ami_log = Path(args.ami_log)
+    ami_log.parent.mkdir(parents=True, exist_ok=True)
+    result = asyncio.run(
+        sim_day(
+            seed=args.seed,
+            hours=args.hours,
+            db_url=args.db,
+            ami_log=ami_log,
+            routing_path=Path(args.routing) if args.routing else DEFAULT_ROUTING,
+            calls_per_hour=args.calls_per_hour,
+        )
+    )
+    print(json.dumps(result))
+    return 0
+
+
 def _control(args: argparse.Namespace, what: str, at: str | None = None) -> int:
     from ctid.control import control_command
 
@@ -128,6 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = config_sub.add_parser("rollback", help="restore the version before the current one")
     rollback.add_argument("-c", "--config", default="config/ctid.yaml")
     rollback.set_defaults(func=lambda a: _control(a, "rollback"))
+
+    simday = sub.add_parser("sim-day", help="pbxsim and ctid together in virtual time, logged to a database")
+    simday.add_argument("--seed", type=int, default=1)
+    simday.add_argument("--hours", type=float, default=8.0)
+    simday.add_argument("--db", default="sqlite:///var/sim-day.db")
+    simday.add_argument("--ami-log", default="var/sim-day.ami")
+    simday.add_argument("--routing", default=None, help="routing.yaml (default: config/routing.yaml)")
+    simday.add_argument("--calls-per-hour", type=float, default=60.0)
+    simday.set_defaults(func=_cmd_sim_day)
 
     replay = sub.add_parser("replay", help="fold a recorded AMI stream and print the calls as JSON")
     replay.add_argument("file")

@@ -189,6 +189,10 @@ class RoutingService:
         except RuntimeError:  # no loop (replays, tests of the pure parts): the caller runs step()
             self._kicked = False
 
+    def route_now(self) -> None:
+        """One routing pass at once (simulations drive time themselves instead of the ticker)."""
+        self._pass()
+
     def _pass(self) -> None:
         self._kicked = False
         for server, command in self.step(self.clock.now()):
