@@ -18,11 +18,14 @@ from zoneinfo import ZoneInfo
 
 from ctid.config import load_config
 from ctid.daemon import Ctid
+from routing.agents import NO_ANSWER
 from routing.config import load_routing
 from routing.model import AgentStatus
+from routing.service import RoutingService
 
 DEFAULT_ROUTING = Path(__file__).resolve().parents[1] / "config" / "routing.yaml"
 STEP_S = 1.0  # virtual seconds between routing passes
+NO_ANSWER_BACK_S = 120.0  # how long a simulated agent stays away after letting a call ring out
 SPINS = 12  # event-loop turns per step: AMI events reach ctid, its actions reach pbxsim and are answered
 
 
@@ -33,6 +36,14 @@ def day_start(routing_path: Path, seed: int) -> float:
     zone = ZoneInfo(hours.timezone if hours else "UTC")
     monday = datetime(2026, 11, 2, 8, 0, tzinfo=zone)
     return monday.timestamp() + 7 * 86400 * (seed % 40)
+
+
+def back_from_no_answer(routing: RoutingService, now: float) -> None:
+    """Simulated agents return from a ring-no-answer pause after a while, as people at their desks do."""
+    for agent in routing.book.agents.values():
+        away = agent.status is AgentStatus.PAUSED and agent.pause_reason == NO_ANSWER
+        if away and now - agent.since >= NO_ANSWER_BACK_S:
+            routing.set_agent_state(agent.agent_id, AgentStatus.READY)
 
 
 async def sim_day(
@@ -81,6 +92,7 @@ async def sim_day(
             await server.advance(min(STEP_S, end - world.now))
             for _ in range(SPINS):
                 await asyncio.sleep(0)
+            back_from_no_answer(routing, world.now)
             routing.route_now()
             for _ in range(SPINS):
                 await asyncio.sleep(0)
