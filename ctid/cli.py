@@ -94,6 +94,83 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+REPORT_NAMES = [
+    "queue-summary",
+    "interval",
+    "agent-performance",
+    "agent-comparison",
+    "durations",
+    "inbound-summary",
+    "kpi",
+]
+
+
+def _when(text: str | None, zone: str, default: float) -> float:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    if not text:
+        return default
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(zone))
+    return moment.timestamp()
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import time
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from ctid.config import load_config
+    from ctid.errors import ConfigError
+    from reports.kpi import KpiSettings
+    from reports.report import ReportError, render, run_report
+    from routing.config import load_routing
+
+    url = args.db
+    settings = KpiSettings()
+    config_path = Path(args.config)
+    if url is None or config_path.exists():
+        try:
+            config = load_config(config_path)
+            if config.routing is not None:  # each queue's service level threshold T
+                queues = load_routing(config.routing).queues
+                settings = KpiSettings(
+                    short_abandon_s=config.wallboard.short_abandon_s,
+                    service_level_s={n: q.service_level.threshold_s for n, q in queues.items()},
+                )
+        except ConfigError as exc:
+            print("\n".join(exc.errors), file=sys.stderr)
+            return 1
+        url = url or config.database
+    now = time.time()
+    midnight = datetime.now(ZoneInfo(args.timezone)).replace(hour=0, minute=0, second=0, microsecond=0)
+    try:
+        start = _when(args.start, args.timezone, midnight.timestamp())
+        end = _when(args.end, args.timezone, now)
+        result = run_report(
+            args.name,
+            url,
+            start=start,
+            end=end,
+            queue=args.queue,
+            agent=args.agent,
+            interval_s=args.interval * 60,
+            timezone=args.timezone,
+            settings=settings,
+        )
+    except (ReportError, ValueError) as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 1
+    text = render(args.name, result, args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
 def _cmd_sim_day(args: argparse.Namespace) -> int:
     from ctid.daemon import ensure_sqlite_directory
     from ctid.logging import configure_logging
@@ -151,6 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = config_sub.add_parser("rollback", help="restore the version before the current one")
     rollback.add_argument("-c", "--config", default="config/ctid.yaml")
     rollback.set_defaults(func=lambda a: _control(a, "rollback"))
+
+    report = sub.add_parser("report", help="a KPI report over the interaction log")
+    report.add_argument("name", choices=REPORT_NAMES)
+    report.add_argument("--from", dest="start", help="ISO date or time (default: today's midnight)")
+    report.add_argument("--to", dest="end", help="ISO date or time (default: now)")
+    report.add_argument("--queue")
+    report.add_argument("--agent")
+    report.add_argument("--db", help="SQLAlchemy URL (default: database of the ctid.yaml given by -c)")
+    report.add_argument("-c", "--config", default="config/ctid.yaml")
+    report.add_argument("--interval", type=int, choices=[15, 30, 60], default=30, help="minutes")
+    report.add_argument("--timezone", default="UTC", help="for dates without a zone and hours of day")
+    report.add_argument("--format", choices=["table", "csv", "json", "html"], default="table")
+    report.add_argument("--output", help="write here instead of standard output")
+    report.set_defaults(func=_cmd_report)
 
     simday = sub.add_parser("sim-day", help="pbxsim and ctid together in virtual time, logged to a database")
     simday.add_argument("--seed", type=int, default=1)

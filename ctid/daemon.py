@@ -71,6 +71,7 @@ class Ctid:
         self.web_port: int | None = None
         self._raw_log: IO[bytes] | None = raw_log.open("ab") if raw_log else None
         self._stopped = asyncio.Event()
+        self._stopping = False
         for server in config.asterisk:
             self.servers[server.name] = self._make_server(server)
         self.bus.subscribe(self._log_domain_event)
@@ -133,6 +134,8 @@ class Ctid:
             self.bus.publish(server.name, events)
 
         def on_disconnect() -> None:
+            if self._stopping:
+                return  # a shutdown is not a gap in what ctid saw
             start = self.clock.now()
             state.gaps.append({"start": start, "end": None})
             self.interaction_log.record_gap(server.name, start)
@@ -189,6 +192,7 @@ class Ctid:
         log.info("ctid_started", web_port=self.web_port, agi_port=self.ivr.port, servers=list(self.servers))
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._watcher is not None:
             self._watch_stop.set()
             await asyncio.gather(self._watcher, return_exceptions=True)

@@ -128,6 +128,45 @@ async def api_routing_config(request: web.Request) -> web.Response:
     return web.json_response({"version": manager.current_version, "text": manager.text()})
 
 
+async def api_report(request: web.Request) -> web.Response:
+    """GET /api/reports/NAME?from=&to=&queue=&agent=&interval=&format=json|html|csv: as `ctid report`."""
+    from reports.report import ReportError, render, run_report
+
+    ctid = _ctid(request)
+    query = request.query
+    now = ctid.clock.now()
+    try:
+        start = float(query.get("from", now - 86400))
+        end = float(query.get("to", now))
+        interval_s = float(query.get("interval", 30)) * 60
+        fmt = query.get("format", "json")
+        result = await asyncio.to_thread(
+            run_report,
+            request.match_info["name"],
+            ctid.interaction_log.engine,
+            start=start,
+            end=end,
+            queue=query.get("queue"),
+            agent=query.get("agent"),
+            interval_s=interval_s,
+            timezone=query.get("timezone", ctid.config.wallboard.timezone),
+            settings=ctid.wallboard.settings if ctid.wallboard is not None else None,
+        )
+        if fmt == "json":
+            return web.json_response(result, dumps=_dumps)
+        body = render(request.match_info["name"], result, fmt)
+    except ReportError as exc:
+        raise (
+            web.HTTPNotFound(text=str(exc))
+            if "unknown report" in str(exc)
+            else web.HTTPBadRequest(text=str(exc))
+        ) from None
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=f"from/to are epoch seconds, interval minutes: {exc}") from None
+    content_type = {"html": "text/html", "csv": "text/csv"}.get(fmt, "text/plain")
+    return web.Response(text=body, content_type=content_type)
+
+
 STATIC = Path(__file__).resolve().parent / "static"
 
 
@@ -210,6 +249,7 @@ def make_app(ctid: Ctid) -> web.Application:
     app.router.add_post("/api/routing/rollback", api_routing_rollback)
     app.router.add_get("/api/routing/history", api_routing_history)
     app.router.add_get("/api/routing/config", api_routing_config)
+    app.router.add_get("/api/reports/{name}", api_report)
     app.router.add_get("/wallboard", wallboard_page)
     app.router.add_get("/ws/wallboard", wallboard_socket)
     app.router.add_get("/api/wallboard", api_wallboard)

@@ -7,9 +7,13 @@ ctid's, checked from /api/queues, /api/agents, /api/calls and the AMI stream Ast
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +169,10 @@ async def test_a_blind_transfer_to_another_queue_is_routed_there_with_its_histor
     await assert_matches_asterisk(http, asterisk)
 
 
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
 def ctid_cli(ctid: CtidProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ctid.cli", *args, "-c", str(ctid.config_path)],
@@ -203,3 +211,111 @@ async def test_a_hot_reload_while_callers_wait_applies_to_them(
         rolled = ctid_cli(ctid, "config", "rollback")
         assert rolled.returncode == 0, rolled.stderr
     assert routing_file.read_text() == original
+
+
+async def log_out_when_free(http: CtidHttp, agent: str) -> None:
+    await poll(
+        lambda: agents(http),
+        lambda seen: seen[agent]["status"] not in ("reserved", "on_call", "on_hold"),
+        what=f"{agent} off the call",
+    )
+    await set_state(http, agent, "logged_out")
+
+
+def agent_recount(data: bytes, devices: dict[str, str], since: float) -> dict[str, dict[str, int]]:
+    """Per agent, from the AMI stream alone: offers their phone answered, offers that rang out."""
+    from tests.reports.test_recount import blocks
+
+    out = {agent: {"handled": 0, "ring_no_answer": 0} for agent in devices.values()}
+    for e in blocks(data):
+        if float(e.get("Timestamp", "0") or 0) < since:
+            continue
+        device = next((d for d in devices if e.get("DestChannel", "").startswith(d + "-")), None)
+        if e["Event"] == "DialEnd" and device is not None and e.get("DestContext", "") == "sim-phones":
+            key = "handled" if e.get("DialStatus") == "ANSWER" else "ring_no_answer"
+            out[devices[device]][key] += 1
+    return out
+
+
+async def test_reports_equal_a_recount_of_the_ami_stream_asterisk_sent(
+    routed: Pbx, http: CtidHttp, ctid: CtidProcess, asterisk: AsteriskInstance
+) -> None:
+    from tests.reports.test_recount import close_enough, recount, summary
+
+    started = time.time()
+    for round_ in range(3):
+        await set_state(http, "alice", "ready")
+        answered = await routed.inbound_call(f"1390000010{round_}", "Answered", exten="4100")
+        await http.wait_call(answered.linkedid, lambda c: c["state"] == "connected", "answered")
+        await routed.hangup(answered.channel)
+        await log_out_when_free(http, "alice")
+        for patience in (2, 9):  # a short abandon and a real one: nobody is ready in sales
+            caller = await routed.inbound_call(
+                f"139000002{patience}{round_}", "Leaves", patience_s=patience, exten="4100"
+            )
+            await routed.wait_gone(caller.uniqueid, timeout=15)
+        await set_state(http, "bob", "ready")  # rings out, then alice takes it
+        await set_state(http, "alice", "ready")
+        rna = await routed.inbound_call(f"1390000030{round_}", "Rings", exten="4100")
+        await http.wait_call(
+            rna.linkedid, lambda c: c["agent"] == ALICE and c["state"] == "connected", "alice", timeout=8
+        )
+        await set_state(http, "bob", "logged_out")
+        await set_state(http, "carol", "ready")
+        agent_channel = next(
+            c.name for c in asterisk.channels() if c.name.startswith(ALICE) and c.name.endswith(";1")
+        )
+        await routed.ami.action("BlindTransfer", Channel=agent_channel, Context="ctid-transfer", Exten="200")
+        await http.wait_call(
+            rna.linkedid, lambda c: c["agent"] == CAROL and c["state"] == "connected", "carol"
+        )
+        await routed.hangup(rna.channel)
+        await http.wait_ended(rna.linkedid)
+        for agent in ("alice", "carol"):
+            await log_out_when_free(http, agent)
+    await asyncio.sleep(1.0)  # the interaction log's last batch
+    db = f"sqlite:///{Path(ctid.config_path).parent / 'ctid.db'}"
+    window = [
+        "--db",
+        db,
+        "-c",
+        str(ctid.config_path),
+        "--format",
+        "json",
+        "--from",
+        iso(started - 1),
+        "--to",
+        iso(time.time() + 1),
+    ]
+    report = subprocess.run(
+        [sys.executable, "-m", "ctid.cli", "report", "queue-summary", *window],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    reported = {q["queue"]: q for q in json.loads(report.stdout)}
+    data = ctid.ami_log_path.read_bytes()
+    stays = [s for s in recount(data) if s.arrive >= started - 1]
+    expected = summary(stays, {"sales": 20.0, "200": 20.0})
+    assert expected["sales"]["offered"] == 12 and expected["sales"]["short_abandoned"] == 3
+    for name in ("sales", "200"):
+        for key, value in expected[name].items():
+            assert close_enough(reported[name][key], value), (name, key, reported[name][key], value)
+    agents_report = subprocess.run(
+        [sys.executable, "-m", "ctid.cli", "report", "agent-performance", *window],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    performance = {a["agent"]: a for a in json.loads(agents_report.stdout)}
+    counted = agent_recount(data, {ALICE: "alice", BOB: "bob", CAROL: "carol"}, started - 1)
+    assert counted == {
+        "alice": {"handled": 6, "ring_no_answer": 0},
+        "bob": {"handled": 0, "ring_no_answer": 3},
+        "carol": {"handled": 3, "ring_no_answer": 0},
+    }
+    for agent, figures in counted.items():
+        for key, value in figures.items():
+            assert performance.get(agent, {}).get(key, 0) == value, (agent, key, performance.get(agent))

@@ -377,3 +377,23 @@ async def test_metrics_expose_the_live_queue_figures(make_site: Any) -> None:
     assert 'ctid_agents{queue="sales",state="on_call"} 1.0' in text
     assert 'ctid_wait_seconds_count{outcome="answered",queue="sales"}' in text
     assert "ctid_routing_decision_seconds_count" in text
+
+
+async def test_the_report_api_gives_what_the_log_holds(make_site: Any) -> None:
+    site = await make_site()
+    await ready_in_order(site, "alice")
+    await answered_by(site)
+    await site.ctid.interaction_log.flush()
+    start, end = START - 60, site.world.now + 60
+    summary = await site.get(f"/api/reports/queue-summary?from={start}&to={end}")
+    sales = next(q for q in summary if q["queue"] == "sales")
+    assert (sales["offered"], sales["answered"]) == (1, 1)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(
+            f"{site.base}/api/reports/queue-summary?from={start}&to={end}&format=html"
+        ) as resp:
+            assert resp.status == 200 and "<svg" in await resp.text()
+        async with http.get(f"{site.base}/api/reports/nope") as resp:
+            assert resp.status == 404
+        async with http.get(f"{site.base}/api/reports/queue-summary?from=yesterday") as resp:
+            assert resp.status == 400

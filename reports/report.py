@@ -1,0 +1,291 @@
+"""`ctid report NAME` and `GET /api/reports/NAME`: the KPI functions over the interaction log, rendered.
+
+Rows are read from `start - LEAD_IN_S`: calls in progress and agents' states at the start of the period
+are then known, and the KPI functions count only what belongs to the period (METRICS.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from reports.kpi import (
+    KpiSettings,
+    agent_comparison,
+    agent_performance,
+    contacts,
+    distributions,
+    inbound_summary,
+    interval_report,
+    kpi_targets,
+    queue_figures,
+    queue_summary,
+)
+from reports.log import load_events, load_gaps
+
+LEAD_IN_S = 12 * 3600.0
+FORMATS = ("table", "csv", "json", "html")
+DEFAULT_TARGETS: dict[str, dict[str, float]] = {
+    "service_level": {"min": 0.80},
+    "abandon_rate": {"max": 0.05},
+    "asa_s": {"max": 30.0},
+    "occupancy": {"min": 0.75, "max": 0.85},
+}
+
+
+class ReportError(ValueError):
+    """A report that cannot be made as asked (unknown name, bad period)."""
+
+
+def _overall(rows: list[dict[str, Any]], start: float, end: float, settings: KpiSettings) -> dict[str, Any]:
+    """All queues together, plus the agents' occupancy, for the KPI targets."""
+    period = [c for c in contacts(rows, settings) if c.offered_in(start, end)]
+    figures = queue_figures(period, settings)
+    agents = agent_performance(rows, start=start, end=end)
+    occupied = sum(a["occupied_s"] for a in agents)
+    ready = sum(a["ready_s"] for a in agents)
+    figures["occupancy"] = occupied / (occupied + ready) if occupied + ready else None
+    return figures
+
+
+def run_report(
+    name: str,
+    source: Any,
+    *,
+    start: float,
+    end: float,
+    queue: str | None = None,
+    agent: str | None = None,
+    interval_s: float = 1800.0,
+    timezone: str = "UTC",
+    settings: KpiSettings | None = None,
+    targets: Mapping[str, Mapping[str, float]] | None = None,
+) -> Any:
+    """The JSON-able result of report `name` over [start, end) from the log at `source` (URL or engine)."""
+    if end <= start:
+        raise ReportError("--to must be after --from")
+    settings = settings or KpiSettings()
+    lead = start - LEAD_IN_S if name != "kpi" else start - (end - start) - LEAD_IN_S
+    rows = load_events(source, lead, end)
+    gaps = load_gaps(source, start, end)
+    result: Any
+    if name == "queue-summary":
+        result = queue_summary(rows, start=start, end=end, settings=settings, gaps=gaps)
+    elif name == "interval":
+        result = interval_report(
+            rows, start=start, end=end, interval_s=interval_s, settings=settings, gaps=gaps
+        )
+    elif name == "agent-performance":
+        result = agent_performance(rows, start=start, end=end, gaps=gaps)
+    elif name == "agent-comparison":
+        result = agent_comparison(rows, start=start, end=end, gaps=gaps)
+    elif name == "durations":
+        return distributions(rows, start=start, end=end, gaps=gaps)
+    elif name == "inbound-summary":
+        return inbound_summary(rows, start=start, end=end, timezone=timezone, settings=settings, gaps=gaps)
+    elif name == "kpi":
+        before = start - (end - start)
+        return {
+            "period": {"from": start, "to": end, "previous_from": before},
+            "targets": kpi_targets(
+                _overall(rows, start, end, settings),
+                _overall(rows, before, start, settings),
+                targets or DEFAULT_TARGETS,
+            ),
+            "data_gaps": gaps,
+        }
+    else:
+        raise ReportError(f"unknown report {name!r} (one of: {', '.join(REPORTS)})")
+    if queue is not None:
+        result = [r for r in result if r.get("queue") == queue]
+    if agent is not None:
+        result = [r for r in result if r.get("agent") == agent]
+    return result
+
+
+REPORTS = (
+    "queue-summary",
+    "interval",
+    "agent-performance",
+    "agent-comparison",
+    "durations",
+    "inbound-summary",
+    "kpi",
+)
+
+
+# ---- rendering ------------------------------------------------------------------------------------
+
+
+def _table_rows(name: str, result: Any) -> list[dict[str, Any]]:
+    """The report as flat rows (one table), whatever its JSON shape."""
+    if isinstance(result, list):
+        return [{k: v for k, v in row.items() if k != "data_gaps"} for row in result]
+    if name == "kpi":
+        return list(result["targets"])
+    if name == "durations":
+        return [
+            {"histogram": key, "from_s": b["from_s"], "to_s": b["to_s"], "count": b["count"]}
+            for key in ("talk", "wait_answered", "wait_abandoned")
+            for b in result[key]
+        ]
+    return [
+        {"by": key.removeprefix("by_"), **row}
+        for key in ("by_dnis", "by_tier", "by_hour")
+        for row in (result[key].values() if isinstance(result[key], dict) else result[key])
+    ]
+
+
+def _gaps(result: Any) -> list[dict[str, Any]]:
+    if isinstance(result, dict):
+        return list(result.get("data_gaps", []))
+    return list(result[0].get("data_gaps", [])) if result else []
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if key.endswith(("rate", "level", "occupancy", "utilization", "box")) or key.startswith("sl_"):
+            return f"{value * 100:.1f}%"
+        return f"{value:.1f}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def render(name: str, result: Any, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(result, default=str, indent=2)
+    rows = _table_rows(name, result)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(
+                [
+                    json.dumps(v) if isinstance(v, dict | list) else ("" if v is None else v)
+                    for v in (row.get(c) for c in columns)
+                ]
+            )
+        return out.getvalue()
+    cells = [[_cell(c, row.get(c)) for c in columns] for row in rows]
+    if fmt == "table":
+        widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+        gaps = _gaps(result)
+        if gaps:
+            lines.append(f"data gaps (no AMI connection): {json.dumps(gaps, default=str)}")
+        return "\n".join(lines) + "\n"
+    if fmt == "html":
+        return _html(name, result, columns, cells)
+    raise ReportError(f"unknown format {fmt!r} (one of: {', '.join(FORMATS)})")
+
+
+# ---- HTML: one self-contained file with inline SVG charts ------------------------------------------
+
+_COLOURS = ("#2b6cb0", "#2f855a", "#c53030", "#b7791f", "#6b46c1")
+
+
+def _bars(title: str, labels: list[str], series: dict[str, list[float]]) -> str:
+    """A grouped bar chart as inline SVG."""
+    width, height, pad = 760, 260, 40
+    peak = max([v for values in series.values() for v in values] or [1.0]) or 1.0
+    group = (width - 2 * pad) / max(1, len(labels))
+    bar = group / (len(series) + 1)
+    parts = [f'<svg viewBox="0 0 {width} {height}" role="img"><title>{html.escape(title)}</title>']
+    for s, (name, values) in enumerate(series.items()):
+        for i, value in enumerate(values):
+            h = (height - 2 * pad) * value / peak
+            x = pad + i * group + s * bar
+            parts.append(
+                f'<rect x="{x:.1f}" y="{height - pad - h:.1f}" width="{bar * 0.9:.1f}" height="{h:.1f}" '
+                f'fill="{_COLOURS[s % len(_COLOURS)]}"><title>{html.escape(name)}: {value:g}</title></rect>'
+            )
+        colour = _COLOURS[s % len(_COLOURS)]
+        parts.append(f'<text x="{pad + s * 120}" y="16" fill="{colour}">{html.escape(name)}</text>')
+    for i, label in enumerate(labels):
+        x = pad + i * group
+        parts.append(f'<text x="{x:.1f}" y="{height - pad + 16}" font-size="11">{html.escape(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _line(title: str, labels: list[str], values: list[float]) -> str:
+    width, height, pad = 760, 220, 40
+    peak = max(values or [1.0]) or 1.0
+    step = (width - 2 * pad) / max(1, len(values) - 1)
+    points = " ".join(
+        f"{pad + i * step:.1f},{height - pad - (height - 2 * pad) * v / peak:.1f}"
+        for i, v in enumerate(values)
+    )
+    first, last = (labels[0], labels[-1]) if labels else ("", "")
+    return (
+        f'<svg viewBox="0 0 {width} {height}" role="img"><title>{html.escape(title)}</title>'
+        f'<polyline points="{points}" fill="none" stroke="#2b6cb0" stroke-width="2"/>'
+        f'<text x="{pad}" y="{height - 10}" font-size="11">{html.escape(first)}</text>'
+        f'<text x="{width - pad - 80}" y="{height - 10}" font-size="11">{html.escape(last)}</text>'
+        f'<text x="{pad}" y="16">{html.escape(title)}</text></svg>'
+    )
+
+
+def _charts(name: str, result: Any) -> list[str]:
+    num: Callable[[Any], float] = lambda v: float(v) if isinstance(v, int | float) else 0.0  # noqa: E731
+    if name == "queue-summary" and result:
+        labels = [r["queue"] for r in result]
+        keys = ("offered", "answered", "abandoned")
+        return [_bars("Contacts by queue", labels, {k: [num(r[k]) for r in result] for k in keys})]
+    if name == "interval" and result:
+        labels = [str(r.get("interval_start")) for r in result]
+        return [
+            _line("Offered per interval", labels, [num(r["offered"]) for r in result]),
+            _line("Service level per interval", labels, [num(r["service_level"]) for r in result]),
+        ]
+    if name in ("agent-performance", "agent-comparison") and result:
+        labels = [r["agent"] for r in result]
+        return [_bars("Handled by agent", labels, {"handled": [num(r["handled"]) for r in result]})]
+    if name == "durations":
+        return [
+            _bars(
+                f"Histogram: {key}",
+                [f"{b['from_s']:g}" for b in result[key]],
+                {key: [num(b["count"]) for b in result[key]]},
+            )
+            for key in ("talk", "wait_answered", "wait_abandoned")
+        ]
+    if name == "inbound-summary":
+        hours = result["by_hour"]
+        rows = list(hours.values()) if isinstance(hours, dict) else hours
+        return [
+            _bars(
+                "Offered by hour",
+                [str(i) for i in range(len(rows))],
+                {"offered": [num(r["offered"]) for r in rows]},
+            )
+        ]
+    return []
+
+
+def _html(name: str, result: Any, columns: list[str], cells: list[list[str]]) -> str:
+    gaps = _gaps(result)
+    shown = html.escape(json.dumps(gaps, default=str))
+    warning = f'<p class="gap">Data gaps (ctid had no AMI connection): {shown}</p>' if gaps else ""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in cells)
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>ctid report: {html.escape(name)}</title><style>"
+        "body{font:14px system-ui,sans-serif;margin:24px;color:#1a202c}"
+        "table{border-collapse:collapse}td,th{border:1px solid #cbd5e0;padding:4px 8px;text-align:right}"
+        "th{background:#edf2f7}svg{max-width:760px;display:block;margin:12px 0}.gap{color:#c53030}"
+        f"</style></head><body><h1>ctid report: {html.escape(name)}</h1>{warning}"
+        + "".join(_charts(name, result))
+        + f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></body></html>\n"
+    )
