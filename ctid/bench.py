@@ -209,4 +209,8 @@ def bench_ingest(events: int, seed: int, rate: float, rounds: int) -> dict[str, 
 def run_bench(what: str, args: argparse.Namespace) -> dict[str, Any]:
     if what == "ingest":
         return bench_ingest(args.events, args.seed, args.rate, args.rounds)
+    if what == "routing":
+        from ctid.bench_routing import bench_routing
+
+        return bench_routing(args)
     raise ValueError(f"unknown benchmark {what}")

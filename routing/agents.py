@@ -18,6 +18,7 @@ NO_ANSWER = "no-answer"
 BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
 WORKING = frozenset({AgentStatus.RESERVED, AgentStatus.ON_CALL, AgentStatus.ON_HOLD, AgentStatus.WRAP_UP})
 SETTABLE = frozenset({AgentStatus.READY, AgentStatus.PAUSED, AgentStatus.LOGGED_OUT})
+ROUNDING_S = 1e-6  # occupancy's running totals: anything smaller is float rounding
 
 
 class AgentStateError(CtidError):
@@ -41,8 +42,12 @@ class AgentRecord:
     quality: float = 0.0
     # where the agent goes after a call: ready, or back to the pause/logout a direct call interrupted
     resume: tuple[AgentStatus, str] = (AgentStatus.READY, "")
-    # (start, end, working) intervals of logged-in time, for occupancy over the sliding window
+    calls_handled: int = 0  # calls connected to this agent, for fewest_calls
+    # (start, end, working) intervals of logged-in time, for occupancy over the sliding window, with
+    # their working and idle totals kept as they come and go so occupancy never sums the whole window
     history: deque[tuple[float, float, bool]] = field(default_factory=deque)
+    history_working_s: float = 0.0
+    history_idle_s: float = 0.0
 
     def to_dict(self, now: float) -> dict[str, Any]:
         return {
@@ -113,6 +118,7 @@ class AgentBook:
             if agent is not None:
                 self._interrupt(agent)
                 agent.call = event.linkedid
+                agent.calls_handled += 1
                 self._move(agent, AgentStatus.ON_CALL, now)
         elif isinstance(event, d.RingNoAnswer):
             agent = self.by_device.get(event.agent)
@@ -171,19 +177,29 @@ class AgentBook:
     def occupancy(self, agent: AgentRecord, now: float) -> float:
         """(talk + hold + wrap) / (that + ready idle) over the sliding window (METRICS.md).
 
-        Paused and logged-out time counts on neither side.
+        Paused and logged-out time counts on neither side. Routing asks for every agent on every pass,
+        so this starts from the history's running totals and only trims the few oldest intervals that
+        reach back past the window; `now` is never before the agent's last state change.
         """
         start = now - self.window_s
-        spans = list(agent.history)
-        if agent.status is AgentStatus.READY or agent.status in WORKING:
-            spans.append((agent.since, now, agent.status in WORKING))
-        working = idle = 0.0
-        for begin, end, is_working in spans:
-            length = max(0.0, min(end, now) - max(begin, start))
+        working, idle = agent.history_working_s, agent.history_idle_s
+        for begin, end, is_working in agent.history:
+            if begin >= start:
+                break
+            outside = min(end, start) - begin
             if is_working:
-                working += length
+                working -= outside
             else:
-                idle += length
+                idle -= outside
+        if agent.status is AgentStatus.READY or agent.status in WORKING:
+            current = max(0.0, now - max(agent.since, start))
+            if agent.status is AgentStatus.READY:
+                idle += current
+            else:
+                working += current
+        # what adding and subtracting a day of intervals leaves over is rounding, not time worked
+        working = working if working > ROUNDING_S else 0.0
+        idle = idle if idle > ROUNDING_S else 0.0
         total = working + idle
         return working / total if total > 0 else 0.0
 
@@ -204,9 +220,26 @@ class AgentBook:
                     occupancy=self.occupancy(agent, now),
                     quality=agent.quality,
                     last_offered_seq=agent.last_offered_seq,
+                    calls_handled=agent.calls_handled,
                 )
             )
         return tuple(out)
+
+    def _remember(self, agent: AgentRecord, span: tuple[float, float, bool], now: float) -> None:
+        """Add a finished interval and forget those wholly outside the window, keeping the totals."""
+        agent.history.append(span)
+        if span[2]:
+            agent.history_working_s += span[1] - span[0]
+        else:
+            agent.history_idle_s += span[1] - span[0]
+        while agent.history and agent.history[0][1] < now - self.window_s:
+            begin, end, working = agent.history.popleft()
+            if working:
+                agent.history_working_s -= end - begin
+            else:
+                agent.history_idle_s -= end - begin
+        if not agent.history:
+            agent.history_working_s = agent.history_idle_s = 0.0
 
     def take_changes(self) -> list[d.AgentStateChanged]:
         changes, self.changes = self.changes, []
@@ -220,9 +253,7 @@ class AgentBook:
                 )
             )
         if agent.status not in (AgentStatus.LOGGED_OUT, AgentStatus.PAUSED):
-            agent.history.append((agent.since, now, agent.status in WORKING))
-            while agent.history and agent.history[0][1] < now - self.window_s:
-                agent.history.popleft()
+            self._remember(agent, (agent.since, now, agent.status in WORKING), now)
         agent.status = status
         agent.since = now
         agent.pause_reason = reason

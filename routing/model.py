@@ -22,6 +22,7 @@ class Strategy(StrEnum):
     SKILL_FIRST = "skill_first"
     BEST_FOR_TIER = "best_for_tier"
     ROUND_ROBIN = "round_robin"
+    FEWEST_CALLS = "fewest_calls"  # Asterisk's fewestcalls: the agent who has answered the fewest calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class AgentView:
     occupancy: float = 0.0  # (talk + hold + wrap) / (that + ready) over the sliding window, 0..1
     quality: float = 0.0  # CSAT / first-call resolution blend, 0..1, for best_for_tier
     last_offered_seq: int = 0  # for round_robin: when this agent was last offered a call
+    calls_handled: int = 0  # for fewest_calls: calls connected to this agent so far
 
 
 @dataclass(frozen=True, slots=True)

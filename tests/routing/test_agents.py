@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ctid.state import domain as d
-from routing.agents import AgentBook, AgentRecord, AgentStateError
+from routing.agents import WORKING, AgentBook, AgentRecord, AgentStateError
 from routing.model import AgentStatus
 
 
@@ -117,3 +119,59 @@ def test_a_direct_call_to_a_logged_out_or_paused_agent_returns_them_to_that_stat
     book.apply(d.AgentLeftCall(30.0, "call-c", "PJSIP/1001"), 30.0)
     book.tick(40.0)
     assert book.agents["a"].status is AgentStatus.READY  # a routed call ends in ready, as before
+
+
+def test_calls_handled_counts_each_connected_call_for_fewest_calls() -> None:
+    b = book(wrap_up_s=0)
+    b.set_state("a1", AgentStatus.READY, now=0)
+    for n, at in enumerate((10.0, 100.0), start=1):
+        b.offered("a1", f"L{n}", now=at)
+        b.apply(d.CallConnected(at + 1, f"L{n}", "PJSIP/1001", "c", "sales", 1.0), at + 1)
+        b.apply(d.AgentLeftCall(at + 50, f"L{n}", "PJSIP/1001"), at + 50)
+        b.tick(at + 50)
+    views = {v.agent_id: v for v in b.views(200)}
+    assert (views["a1"].calls_handled, views["a2"].calls_handled) == (2, 0)
+
+
+def naive_occupancy(b: AgentBook, agent_id: str, now: float) -> float:
+    """Occupancy summed over every remembered interval, as first written (no running totals)."""
+    agent = b.agents[agent_id]
+    start = now - b.window_s
+    spans = list(agent.history)
+    if agent.status is AgentStatus.READY or agent.status in WORKING:
+        spans.append((agent.since, now, agent.status in WORKING))
+    working = idle = 0.0
+    for begin, end, is_working in spans:
+        length = max(0.0, min(end, now) - max(begin, start))
+        if is_working:
+            working += length
+        else:
+            idle += length
+    return working / (working + idle) if working + idle > 0 else 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(st.tuples(st.floats(0.5, 900), st.sampled_from(["call", "pause", "ready"])), max_size=40)
+)
+def test_occupancy_from_running_totals_matches_summing_the_window(steps: list[tuple[float, str]]) -> None:
+    b = AgentBook([AgentRecord("a1", "PJSIP/1001")], window_s=1800.0, wrap_up_s=30.0)
+    now = 0.0
+    b.set_state("a1", AgentStatus.READY, now)
+    for n, (gap, step) in enumerate(steps):
+        now += gap
+        b.tick(now)
+        agent = b.agents["a1"]
+        if step == "call" and agent.status is AgentStatus.READY:
+            b.offered("a1", f"L{n}", now)
+            b.apply(d.CallConnected(now + 1, f"L{n}", "PJSIP/1001", "c", "q", 1.0), now + 1)
+            now += 1 + gap / 2
+            b.apply(d.AgentLeftCall(now, f"L{n}", "PJSIP/1001"), now)
+        elif step == "pause" and agent.status is AgentStatus.READY:
+            b.set_state("a1", AgentStatus.PAUSED, now, "break")
+        elif step == "ready" and agent.status is AgentStatus.PAUSED:
+            b.set_state("a1", AgentStatus.READY, now)
+        for later in (now, now + 10.0, now + 1000.0):
+            assert b.occupancy(b.agents["a1"], later) == pytest.approx(
+                naive_occupancy(b, "a1", later), abs=1e-9
+            )

@@ -15,7 +15,8 @@ from routing import (
     decide,
     effective_priority,
 )
-from routing.engine import qualifies
+from routing.engine import agent_key, qualifies, queue_order
+from routing.model import OfferCall
 
 NOW = 10_000.0
 SALES = QueuePolicy("sales", skills=(("sales", 3),), ring_timeout_s=12.0)
@@ -101,6 +102,19 @@ def test_round_robin_offers_the_agent_offered_longest_ago() -> None:
         agent("1003", last_offered_seq=5),
     ]
     assert routed(snapshot(agents, [call("c1")], queue)) == [("c1", "1002")]
+
+
+def test_fewest_calls_offers_the_agent_who_answered_fewest_then_the_longest_idle() -> None:
+    queue = QueuePolicy("sales", strategy=Strategy.FEWEST_CALLS)
+    agents = [
+        agent("1001", calls_handled=7, since=0),
+        agent("1002", calls_handled=2, since=300),
+        agent("1003", calls_handled=2, since=100),
+    ]
+    assert routed(snapshot(agents, [call("c1"), call("c2", arrived=NOW - 5)], queue)) == [
+        ("c1", "1003"),
+        ("c2", "1002"),
+    ]
 
 
 def test_ties_are_broken_by_agent_id() -> None:
@@ -218,3 +232,99 @@ def test_invariants_no_double_booking_only_ready_qualified_agents_and_no_idle_ma
             and a.agent_id not in waiting.excluded_agents
             and qualifies(a, snap.queues[waiting.queue], 0)
         ]
+
+
+def reference_decide(snap: RoutingSnapshot, now: float) -> list[OfferCall]:
+    """decide() as first written: every waiting call in order, the best of a fresh scan of its pool."""
+    taken: set[str] = set()
+    offers = []
+    for waiting in queue_order(snap, now):
+        queue = snap.queues.get(waiting.queue)
+        if queue is None:
+            continue
+        waited = now - waiting.arrived_at
+        widen = queue.widen_by if queue.widen_after_s is not None and waited >= queue.widen_after_s else 0
+        pools = [queue.name]
+        if queue.add_queue and queue.add_queue_after_s is not None and waited >= queue.add_queue_after_s:
+            pools.append(queue.add_queue)
+        candidates = [
+            a
+            for pool in pools
+            for a in snap.agents
+            if a.status is AgentStatus.READY
+            and pool in a.queues
+            and a.agent_id not in taken
+            and a.agent_id not in waiting.excluded_agents
+            and qualifies(a, queue, widen)
+        ]
+        if candidates:
+            best = min(candidates, key=agent_key(queue.strategy, queue, waiting.tier))
+            taken.add(best.agent_id)
+            priority = effective_priority(waiting, now, snap.ageing_per_s)
+            offers.append(
+                OfferCall(
+                    waiting.linkedid,
+                    waiting.channel,
+                    best.agent_id,
+                    best.device,
+                    queue.ring_timeout_s,
+                    queue.name,
+                    priority,
+                )
+            )
+    return offers
+
+
+@st.composite
+def overflowing_snapshots(draw: st.DrawFn) -> RoutingSnapshot:
+    """Three queues with every strategy, skill levels, widening and another queue's agents after a wait."""
+    names = ["sales", "support", "vip"]
+    agents = [
+        AgentView(
+            f"a{i}",
+            f"PJSIP/a{i}",
+            draw(st.sampled_from([AgentStatus.READY, AgentStatus.READY, AgentStatus.ON_CALL])),
+            float(draw(st.integers(0, 5))),  # few distinct values: ties in every key
+            skills=(("sales", draw(st.integers(1, 10))), ("support", draw(st.integers(1, 10)))),
+            queues=tuple(draw(st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True))),
+            occupancy=draw(st.sampled_from([0.0, 0.5, 0.9])),
+            quality=draw(st.sampled_from([0.2, 0.8])),
+            last_offered_seq=draw(st.integers(0, 3)),
+            calls_handled=draw(st.integers(0, 3)),
+        )
+        for i in range(draw(st.integers(0, 15)))
+    ]
+    queues = {
+        name: QueuePolicy(
+            name,
+            skills=((skill, draw(st.integers(1, 8))),),
+            strategy=draw(st.sampled_from(list(Strategy))),
+            widen_after_s=draw(st.sampled_from([None, 30.0])),
+            widen_by=draw(st.integers(0, 4)),
+            add_queue_after_s=draw(st.sampled_from([None, 60.0])),
+            add_queue=draw(st.sampled_from([n for n in names if n != name])),
+        )
+        for name, skill in zip(names, ["sales", "support", "sales"], strict=True)
+    }
+    ids = [a.agent_id for a in agents] or ["x"]
+    waiting = [
+        WaitingCall(
+            f"c{i}",
+            f"ch{i}",
+            draw(st.sampled_from([*names, "nowhere"])),
+            NOW - draw(st.sampled_from([0.0, 10.0, 40.0, 40.0, 90.0])),
+            tier=draw(st.sampled_from("ABC")),
+            base_priority=draw(st.sampled_from([10.0, 50.0, 100.0])),
+            excluded_agents=tuple(draw(st.sets(st.sampled_from(ids), max_size=2))),
+        )
+        for i in range(draw(st.integers(0, 15)))
+    ]
+    return RoutingSnapshot(
+        queues, tuple(agents), tuple(waiting), ageing_per_s=draw(st.sampled_from([0.0, 1.0]))
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(snap=overflowing_snapshots())
+def test_decide_offers_exactly_what_a_fresh_scan_per_call_would(snap: RoutingSnapshot) -> None:
+    assert decide(snap, NOW) == reference_decide(snap, NOW)

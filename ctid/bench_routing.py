@@ -1,0 +1,300 @@
+"""`ctid bench routing`: routing policies compared on the same simulated day, and decide()'s speed at scale.
+
+Each policy routes the same seeded callers (arrivals, tiers, patience, talk times) through pbxsim's world
+and ctid's real state model and ACD (`routing.sim`); the figures are the reports' own (`reports.kpi`, as
+METRICS.md defines them) over the day's interaction log. The decision latency is measured apart, on one
+large hand-built snapshot, so it does not depend on the simulated center's size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ctid.daemon import tune_gc
+from ctid.state.domain import DomainEvent
+from reports.kpi import DEFAULT_SETTINGS, agent_performance, contacts, percentile, queue_figures
+from reports.log import event_row
+from routing.config import load_routing, queue_policies
+from routing.engine import decide
+from routing.model import AgentStatus, AgentView, QueuePolicy, RoutingSnapshot, Strategy, WaitingCall
+from routing.service import priority_rules
+from routing.sim import START, TIERS, Policy, RoutingSim, Scenario, SimResult
+from routing.value import PriorityRules, Tier, base_priority
+
+log = structlog.get_logger("ctid.bench_routing")
+
+ROUTING_YAML = Path(__file__).resolve().parents[1] / "config" / "routing.yaml"
+SERVER = "pbxsim"  # the interaction rows' server
+# reports.kpi.queue_figures' keys shown per policy and tier (METRICS.md; service level within 20 s)
+FIGURES = (
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "open",
+    "service_level",
+    "asa_s",
+    "wait_p50_s",
+    "p90_wait_s",
+    "abandon_rate",
+)
+RATIOS = frozenset({"service_level", "abandon_rate"})
+LATENCY_AGENTS = 10_000
+LATENCY_WAITING = 2_000
+# Agents ready while 2,000 callers wait are those who came free since the last routing pass: 10,000
+# agents at a 240 s AHT free about 42 a second, so 1% (100) is what 2.4 s of them add up to. The latency
+# with more agents ready (more offers to make in one pass) is reported beside it, `with_more_ready`.
+LATENCY_READY_SHARE = 0.01
+LATENCY_MORE_READY = (0.05, 0.20)
+LATENCY_RUNS = 200
+# the rest of the agents: talking, wrapping up, ringing, on hold, paused, logged out
+BUSY_STATUSES = {
+    AgentStatus.ON_CALL: 0.65,
+    AgentStatus.WRAP_UP: 0.15,
+    AgentStatus.RESERVED: 0.02,
+    AgentStatus.ON_HOLD: 0.03,
+    AgentStatus.PAUSED: 0.10,
+    AgentStatus.LOGGED_OUT: 0.05,
+}
+
+
+def policies(rules: PriorityRules) -> list[Policy]:
+    """The baselines as Asterisk's queues route (arrival order; leastrecent, fewestcalls), then ctid's."""
+    return [
+        Policy("fifo_longest_idle", Strategy.LONGEST_IDLE),
+        Policy("fifo_fewest_calls", Strategy.FEWEST_CALLS),
+        Policy("ctid", Strategy.LEAST_OCCUPIED, rules),
+    ]
+
+
+def parse_mix(text: str) -> tuple[float, float, float]:
+    """`0.10,0.30,0.60` -> the shares of tiers A, B and C."""
+    parts = [float(part) for part in text.split(",")]
+    if len(parts) != 3:
+        raise ValueError(f"--mix needs three shares A,B,C, not {text!r}")
+    return parts[0], parts[1], parts[2]
+
+
+# ---- the figures (METRICS.md) ---------------------------------------------------------------------------
+
+
+def interaction_rows(events: Sequence[DomainEvent]) -> list[dict[str, Any]]:
+    """The day's domain events as interaction-log rows, which `reports.kpi` reads."""
+    return [event_row(SERVER, event) for event in events]
+
+
+def _rounded(figures: dict[str, Any]) -> dict[str, Any]:
+    """The issue's figures (and a few more) of one group of contacts: ratios to 4 places, seconds to 2."""
+    out: dict[str, Any] = {}
+    for key in FIGURES:
+        value = figures[key]
+        out[key] = None if value is None else round(value, 4 if key in RATIOS else 2)
+    return out
+
+
+def policy_figures(result: SimResult) -> dict[str, Any]:
+    """One policy's figures per tier and overall, and how evenly its agents were loaded over the day."""
+    rows = interaction_rows(result.events)
+    found = contacts(rows)
+    start, end = result.day
+    occupancy = [
+        a["occupancy"] for a in agent_performance(rows, start=start, end=end) if a["occupancy"] is not None
+    ]
+    return {
+        "overall": _rounded(queue_figures(found)),
+        "tiers": {tier: _rounded(queue_figures([c for c in found if c.tier == tier])) for tier in TIERS},
+        "occupancy_spread_pts": round((max(occupancy) - min(occupancy)) * 100, 2),
+        "occupancy_mean": round(statistics.fmean(occupancy), 4),
+        "offers": result.offers,
+        "ami_events": result.ami_events,
+    }
+
+
+def run_policy(scenario: Scenario, policy: Policy) -> dict[str, Any]:
+    """One simulated day under one policy (a process of its own when several run at once).
+
+    The GC is tuned as the daemon tunes it: a day's interaction log stays in memory until the figures.
+    """
+    tune_gc()
+    started, cpu = time.perf_counter(), time.process_time()
+    result = RoutingSim(scenario, policy).run()
+    figures = policy_figures(result)
+    figures["sim_seconds"] = round(time.perf_counter() - started, 2)
+    figures["sim_cpu_seconds"] = round(time.process_time() - cpu, 2)  # the day's own cost, however shared
+    return figures
+
+
+# ---- decision latency -----------------------------------------------------------------------------------
+
+
+def latency_snapshot(
+    queues: dict[str, QueuePolicy],
+    rules: PriorityRules,
+    *,
+    agents: int = LATENCY_AGENTS,
+    waiting: int = LATENCY_WAITING,
+    ready_share: float = LATENCY_READY_SHARE,
+    seed: int = 1,
+    now: float = START,
+) -> RoutingSnapshot:
+    """A large center's routing state at one instant.
+
+    Agents serve one or two of the queues, nearly all qualified (a few juniors only once a widening step
+    allows), in every status; callers of every tier have waited up to five minutes, a few of them after an
+    agent let their call ring out.
+    """
+    rng = random.Random(f"ctid-bench-latency-{seed}")
+    names = list(queues)
+    views = []
+    for index in range(agents):
+        member = tuple(rng.sample(names, rng.choice((1, 1, 2))))
+        levels: dict[str, int] = {}
+        for name in member:
+            for skill, minimum in queues[name].skills:
+                level = rng.randint(minimum, 10) if rng.random() < 0.95 else max(1, minimum - 1)
+                levels[skill] = max(levels.get(skill, 0), level)
+        if rng.random() < ready_share:
+            status = AgentStatus.READY
+        else:
+            status = rng.choices(list(BUSY_STATUSES), list(BUSY_STATUSES.values()))[0]
+        views.append(
+            AgentView(
+                f"agent-{index}",
+                f"PJSIP/{10_000 + index}",
+                status,
+                now - rng.uniform(0, 600),
+                skills=tuple(sorted(levels.items())),
+                queues=member,
+                occupancy=rng.random(),
+                quality=rng.random(),
+                last_offered_seq=rng.randrange(1_000_000),
+                calls_handled=rng.randrange(150),
+            )
+        )
+    calls = []
+    for index in range(waiting):
+        tier = rng.choices(TIERS, (0.10, 0.30, 0.60))[0]
+        rang_out = rng.random() < 0.05
+        calls.append(
+            WaitingCall(
+                f"call-{index}",
+                f"PJSIP/trunk-{index:08x}",
+                rng.choice(names),
+                now - rng.uniform(0, 300),
+                tier=tier,
+                base_priority=base_priority(Tier(tier), None, rules),
+                excluded_agents=(f"agent-{rng.randrange(agents)}",) if rang_out else (),
+            )
+        )
+    return RoutingSnapshot(queues, tuple(views), tuple(calls), ageing_per_s=rules.ageing_per_s)
+
+
+def time_decisions(snapshot: RoutingSnapshot, now: float, runs: int = LATENCY_RUNS) -> dict[str, Any]:
+    """decide() `runs` times a quarter second apart (callers age, the order shifts): p50/p99 in ms."""
+    samples = []
+    offers = 0
+    for run in range(runs):
+        started = time.perf_counter()
+        offers = len(decide(snapshot, now + run * 0.25))
+        samples.append(time.perf_counter() - started)
+    return {
+        "agents": len(snapshot.agents),
+        "waiting": len(snapshot.waiting),
+        "ready": sum(a.status is AgentStatus.READY for a in snapshot.agents),
+        "offers": offers,
+        "runs": runs,
+        "p50_ms": round((percentile(samples, 50) or 0.0) * 1000, 3),
+        "p99_ms": round((percentile(samples, 99) or 0.0) * 1000, 3),
+    }
+
+
+def decision_latency(queues: dict[str, QueuePolicy], rules: PriorityRules, seed: int) -> dict[str, Any]:
+    """decide() on 10,000 agents and 2,000 waiting callers, the GC tuned as the daemon tunes it."""
+    tune_gc()
+    now = START
+    main = time_decisions(latency_snapshot(queues, rules, seed=seed, now=now), now)
+    main["ready_share"] = LATENCY_READY_SHARE
+    main["with_more_ready"] = {
+        f"{share:g}": time_decisions(
+            latency_snapshot(queues, rules, ready_share=share, seed=seed, now=now), now, LATENCY_RUNS // 4
+        )
+        for share in LATENCY_MORE_READY
+    }
+    return main
+
+
+# ---- the benchmark --------------------------------------------------------------------------------------
+
+
+def targets(report: dict[str, Any]) -> dict[str, bool]:
+    """The issue's done criteria, checked on this run (a figure without calls behind it counts as 0)."""
+    ctid, fifo = report["policies"]["ctid"], report["policies"]["fifo_longest_idle"]
+
+    def value(group: dict[str, Any], key: str) -> float:
+        return float(group[key] or 0.0)
+
+    tier_a, tier_b, tier_c = (ctid["tiers"][tier] for tier in TIERS)
+    return {
+        "ctid_tier_a_service_level_ge_95pct": value(tier_a, "service_level") >= 0.95,
+        "ctid_tier_b_service_level_ge_85pct": value(tier_b, "service_level") >= 0.85,
+        "ctid_abandon_rate_le_fifo": value(ctid["overall"], "abandon_rate")
+        <= value(fifo["overall"], "abandon_rate"),
+        "ctid_tier_c_p90_wait_le_2x_fifo": value(tier_c, "p90_wait_s")
+        <= 2 * value(fifo["tiers"]["C"], "p90_wait_s"),
+        "ctid_occupancy_spread_le_5pts": ctid["occupancy_spread_pts"] <= 5.0,
+        "decision_p99_le_2ms": report["decision_latency"]["p99_ms"] <= 2.0,
+    }
+
+
+def _run_all(scenario: Scenario, chosen: list[Policy]) -> dict[str, dict[str, Any]]:
+    """Every policy's day at once, one process each (on fewer cores they share them and end together)."""
+    if (os.cpu_count() or 1) <= 1:
+        return {policy.name: run_policy(scenario, policy) for policy in chosen}
+    with ProcessPoolExecutor(max_workers=len(chosen)) as pool:
+        futures = {policy.name: pool.submit(run_policy, scenario, policy) for policy in chosen}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def bench_routing(args: argparse.Namespace) -> dict[str, Any]:
+    """The issue's benchmark: every policy's day on the same callers, the decision latency, the targets."""
+    started = time.perf_counter()
+    config = load_routing(ROUTING_YAML)
+    rules = priority_rules(config)
+    scenario = Scenario(
+        agents=args.agents, load=args.load, mix=parse_mix(args.mix), hours=args.hours, seed=args.seed
+    )
+    report: dict[str, Any] = {
+        "bench": "routing",
+        "seed": scenario.seed,
+        "scenario": {
+            "agents": scenario.agents,
+            "load": scenario.load,
+            "mix": dict(zip(TIERS, scenario.mix, strict=True)),
+            "hours": scenario.hours,
+            "calls_per_hour": round(scenario.calls_per_hour, 1),
+            "aht_s": scenario.aht_s,
+            "wrap_up_s": scenario.wrap_up_s,
+            "patience_mean_s": scenario.patience_mean_s,
+            "service_level_s": DEFAULT_SETTINGS.default_service_level_s,
+            "priorities": {
+                "base": {tier.value: base for tier, base in rules.base.items()},
+                "ageing_per_s": rules.ageing_per_s,
+            },
+        },
+        "policies": _run_all(scenario, policies(rules)),
+    }
+    report["decision_latency"] = decision_latency(queue_policies(config), rules, scenario.seed)
+    report["targets"] = targets(report)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    log.info("bench_routing_done", seconds=report["seconds"])
+    return report
