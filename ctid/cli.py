@@ -18,12 +18,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(Path(args.config))
+        configure_logging(config.log.format, config.log.level)
+        daemon = Ctid(config, raw_log=Path(args.ami_log) if args.ami_log else None)  # loads routing.yaml
     except ConfigError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
         return 1
-    configure_logging(config.log.format, config.log.level)
-    daemon = Ctid(config, raw_log=Path(args.ami_log) if args.ami_log else None)
     asyncio.run(daemon.run())
     return 0
 
@@ -32,7 +32,7 @@ def _is_routing_file(path: str) -> bool:
     """routing.yaml files have top-level `queues:`; everything else is checked as ctid.yaml."""
     try:
         text = Path(path).read_text("utf-8")
-    except OSError:
+    except (OSError, UnicodeDecodeError):  # then checked as ctid.yaml, which reports why it is unreadable
         return False
     return any(line.startswith("queues:") for line in text.splitlines())
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Float, Integer, String, Text, select
+from sqlalchemy import Engine, Float, Integer, String, Text, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ctid.db import Base
@@ -45,6 +46,11 @@ class RoutingConfigVersion(Base):
 
 @dataclass(frozen=True, slots=True)
 class ReloadResult:
+    """What a reload or rollback did, as `ctid reload` and the REST API report it.
+
+    `version` is the one routing afterwards: the new one, or the old one when `ok` is false.
+    """
+
     ok: bool
     version: int | None
     changed: bool
@@ -86,7 +92,7 @@ class RoutingConfigManager:
         path: Path,
         apply: Callable[[RoutingConfig], None],
         *,
-        engine: Any = None,
+        engine: Engine | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
@@ -106,7 +112,7 @@ class RoutingConfigManager:
 
     def load_initial(self) -> RoutingConfig:
         """The file at start-up: ConfigError if invalid (ctid does not start on a broken config)."""
-        text = self.path.read_text(encoding="utf-8")
+        text = self._read()
         cfg, _ = load_routing_checked(self.path, text=text)
         self.apply(cfg)
         self._applied(cfg, text, "startup")
@@ -115,10 +121,19 @@ class RoutingConfigManager:
     def reload(self, source: str = "manual") -> ReloadResult:
         """Re-read the file; apply it if valid and changed, else keep the running config."""
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except OSError as exc:
-            return self._rejected([f"{self.path}: cannot read: {exc.strerror or exc}"], source)
+            text = self._read()
+        except ConfigError as exc:
+            return self._rejected(exc.errors, source)
         return self._try(text, source)
+
+    def _read(self) -> str:
+        """The file's text; the manager reads it itself because the exact text is what a version records."""
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([f"{self.path}: cannot read: {exc.strerror or exc}"]) from exc
+        except UnicodeDecodeError as exc:  # an editor saved it as Latin-1: refused, not a crashed reload
+            raise ConfigError([f"{self.path}: not UTF-8 text: {exc.reason} at byte {exc.start}"]) from exc
 
     def rollback(self) -> ReloadResult:
         """Restore the version before the current one: the file is rewritten to it and it applies."""
@@ -145,7 +160,13 @@ class RoutingConfigManager:
             if previous is not None:
                 self.apply(previous)
             return self._rejected([f"{self.path}: could not apply: {exc}"], source)
-        version = self._applied(cfg, text, source)
+        try:
+            version = self._applied(cfg, text, source)
+        except SQLAlchemyError as exc:
+            # a version nobody could look up later must not route calls: the recorded one goes on routing
+            if previous is not None:
+                self.apply(previous)
+            return self._rejected([f"{self.path}: could not record the version: {exc}"], source)
         log.info("routing_config_applied", version=version, source=source, warnings=len(warnings))
         return ReloadResult(True, version, True, [], warnings)
 
@@ -158,17 +179,19 @@ class RoutingConfigManager:
         return current.sha256 if current is not None else ""
 
     def _applied(self, cfg: RoutingConfig, text: str, source: str) -> int:
-        self.current = cfg
+        """Record `cfg` as the running version; stored first, so a database error changes nothing here."""
         digest = _digest(text)
         if self._versions and self._versions[-1].sha256 == digest:  # same text as last time ctid ran
+            self.current = cfg
             self.current_version = self._versions[-1].version
             return self.current_version
         entry = _Version(len(self._versions) + 1, self.clock(), digest, source, text)
-        self._versions.append(entry)
-        self.current_version = entry.version
         if self.engine is not None:
             with Session(self.engine) as session, session.begin():
                 session.add(RoutingConfigVersion(**asdict(entry)))
+        self._versions.append(entry)
+        self.current = cfg
+        self.current_version = entry.version
         return entry.version
 
     def _write_file(self, text: str) -> None:
@@ -199,6 +222,6 @@ class RoutingConfigManager:
         from watchfiles import awatch
 
         target = self.path.resolve()
-        async for changes in awatch(target.parent, stop_event=stop, debounce=300, step=50):
+        async for changes in awatch(target.parent, stop_event=stop, debounce=300, step=50, recursive=False):
             if any(Path(changed).resolve() == target for _, changed in changes):
                 self.reload("file")

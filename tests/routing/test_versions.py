@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ctid.db import make_engine
+from ctid.errors import ConfigError
 from routing.config import RoutingConfig
-from routing.versions import RoutingConfigManager
+from routing.versions import ReloadResult, RoutingConfigManager, RoutingConfigVersion
 
 SAMPLE = Path(__file__).resolve().parents[2] / "config" / "routing.yaml"
 
@@ -150,3 +152,58 @@ async def test_saving_the_file_reloads_it(
     await watcher
     assert applied[-1].priorities.ageing_per_s == 4.0
     assert manager.history()[0]["source"] == "file"
+
+
+def test_a_file_that_is_not_utf8_is_refused_not_a_crash(
+    setup: tuple[Path, list[RoutingConfig], RoutingConfigManager],
+) -> None:
+    path, applied, manager = setup
+    path.write_bytes(path.read_text().replace("# Inbound", "# Inbound \u00e9", 1).encode("latin-1"))
+    result = manager.reload("file")
+    assert not result.ok and result.version == 1
+    assert result.errors == [f"{path}: not UTF-8 text: invalid continuation byte at byte 10"]
+    assert len(applied) == 1
+    with pytest.raises(ConfigError, match="not UTF-8 text"):  # at start-up: a clean refusal
+        RoutingConfigManager(path, applied.append).load_initial()
+
+
+def test_a_version_that_cannot_be_recorded_does_not_route(
+    setup: tuple[Path, list[RoutingConfig], RoutingConfigManager],
+) -> None:
+    path, applied, manager = setup
+    assert manager.engine is not None
+    RoutingConfigVersion.__table__.drop(manager.engine)  # type: ignore[attr-defined]
+    edit(path, "ageing_per_s: 1.0", "ageing_per_s: 2.0")
+    result = manager.reload()
+    assert not result.ok and result.version == 1
+    assert "could not record the version" in result.errors[0]
+    assert applied[-1] is applied[0] and manager.current is applied[0]  # the recorded version re-applied
+    assert [v["version"] for v in manager.history()] == [1]
+
+
+async def test_the_watcher_outlives_a_refused_file(
+    setup: tuple[Path, list[RoutingConfig], RoutingConfigManager], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, applied, manager = setup
+    results: list[ReloadResult] = []
+    reload = manager.reload
+    monkeypatch.setattr(manager, "reload", lambda source="manual": results.append(reload(source)))
+
+    async def until(done: Callable[[], bool]) -> None:
+        for _ in range(60):
+            if done():
+                return
+            await asyncio.sleep(0.05)
+
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(manager.watch(stop))
+    await asyncio.sleep(0.3)
+    original = path.read_text()
+    path.write_bytes(original.replace("# Inbound", "# Inbound \u00e9", 1).encode("latin-1"))
+    await until(lambda: bool(results))
+    path.write_text(original.replace("ageing_per_s: 1.0", "ageing_per_s: 4.0"))
+    await until(lambda: manager.current_version == 2)
+    stop.set()
+    await watcher
+    assert not results[0].ok
+    assert applied[-1].priorities.ageing_per_s == 4.0
