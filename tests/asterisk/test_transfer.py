@@ -84,6 +84,9 @@ async def test_attended_transfer_to_an_agent(pbx: Pbx, http: CtidHttp, asterisk:
         ),
         after=mark,
     )
+    # the consultation is set up only once 1004's leg is in the consult bridge; a hang-up before that is
+    # a plain hang-up (seen on a loaded CI machine), not the completion of a transfer
+    await pbx.ami.wait_for(event("BridgeEnter", Channel="Local/1004@sim-phones*"), after=mark)
     held = await http.wait_call(
         contact.linkedid, lambda c: c["state"] == "held", "held during the consultation"
     )
