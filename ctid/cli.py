@@ -94,17 +94,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-REPORT_NAMES = [
-    "queue-summary",
-    "interval",
-    "agent-performance",
-    "agent-comparison",
-    "durations",
-    "inbound-summary",
-    "kpi",
-]
-
-
 def _when(text: str | None, zone: str, default: float) -> float:
     from datetime import datetime
     from zoneinfo import ZoneInfo
@@ -201,6 +190,8 @@ def _control(args: argparse.Namespace, what: str, at: str | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from reports.report import REPORTS
+
     parser = argparse.ArgumentParser(
         prog="ctid", description="Call-center CTI and contact routing for Asterisk"
     )
@@ -230,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.set_defaults(func=lambda a: _control(a, "rollback"))
 
     report = sub.add_parser("report", help="a KPI report over the interaction log")
-    report.add_argument("name", choices=REPORT_NAMES)
+    report.add_argument("name", choices=REPORTS)
     report.add_argument("--from", dest="start", help="ISO date or time (default: today's midnight)")
     report.add_argument("--to", dest="end", help="ISO date or time (default: now)")
     report.add_argument("--queue")
