@@ -71,6 +71,7 @@ async def run_demo(config_path: Path, *, seed: int, speed: float, calls_per_hour
         f"ctid demo: pbxsim on {pbx.host}:{server.port} ({len(phones)} agent phones, "
         f"{calls_per_hour:g} calls/h, speed {speed:g}), ctid FastAGI on {config.agi.host}:{ctid.ivr.port}\n"
         f"  live calls   {base}/api/calls\n"
+        f"  wallboard    {base}/wallboard\n"
         f"  queues       {base}/api/queues\n"
         f"  agents       {base}/api/agents\n"
         f"  history      {base}/api/calls/history\n"
