@@ -109,7 +109,7 @@ def _when(text: str | None, zone: str, default: float) -> float:
 def _cmd_report(args: argparse.Namespace) -> int:
     import time
     from datetime import datetime
-    from zoneinfo import ZoneInfo
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from ctid.config import load_config
     from ctid.errors import ConfigError
@@ -134,8 +134,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
             return 1
         url = url or config.database
     now = time.time()
-    midnight = datetime.now(ZoneInfo(args.timezone)).replace(hour=0, minute=0, second=0, microsecond=0)
     try:
+        midnight = datetime.now(ZoneInfo(args.timezone)).replace(hour=0, minute=0, second=0, microsecond=0)
         start = _when(args.start, args.timezone, midnight.timestamp())
         end = _when(args.end, args.timezone, now)
         result = run_report(
@@ -149,7 +149,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             timezone=args.timezone,
             settings=settings,
         )
-    except (ReportError, ValueError) as exc:
+    except (ReportError, ValueError, ZoneInfoNotFoundError) as exc:  # an unknown --timezone too
         print(f"report: {exc}", file=sys.stderr)
         return 1
     text = render(args.name, result, args.format)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -220,7 +221,7 @@ async def api_worklist_mark(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="no such worklist entry") from None
     except (ValueError, TypeError):
         raise web.HTTPBadRequest(text='send {"action": "handled"} or {"action": "callback"}') from None
-    return web.json_response(vars(item))
+    return web.json_response(asdict(item))
 
 
 def _wallboard(request: web.Request) -> Wallboard:

@@ -10,8 +10,10 @@ import csv
 import html
 import io
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reports.kpi import (
     KpiSettings,
@@ -66,8 +68,20 @@ def run_report(
     targets: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Any:
     """The JSON-able result of report `name` over [start, end) from the log at `source` (URL or engine)."""
+    if name not in REPORTS:
+        raise ReportError(f"unknown report {name!r} (one of: {', '.join(REPORTS)})")
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise ReportError("--from and --to must be finite times")
     if end <= start:
         raise ReportError("--to must be after --from")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ReportError(f"unknown time zone {timezone!r}") from None
+    for option, value in (("queue", queue), ("agent", agent)):
+        if value is not None and option not in FILTERS.get(name, ()):
+            usable = ", ".join(n for n, keys in FILTERS.items() if option in keys)
+            raise ReportError(f"--{option} does not apply to {name} (it does to {usable})")
     settings = settings or KpiSettings()
     lead = start - LEAD_IN_S if name != "kpi" else start - (end - start) - LEAD_IN_S
     rows = load_events(source, lead, end)
@@ -107,6 +121,13 @@ def run_report(
     return result
 
 
+# the reports whose rows carry a queue or an agent, which --queue and --agent keep
+FILTERS: dict[str, tuple[str, ...]] = {
+    "queue-summary": ("queue",),
+    "interval": ("queue",),
+    "agent-performance": ("agent",),
+    "agent-comparison": ("agent",),
+}
 REPORTS = (
     "queue-summary",
     "interval",
@@ -141,9 +162,11 @@ def _table_rows(name: str, result: Any) -> list[dict[str, Any]]:
 
 
 def _gaps(result: Any) -> list[dict[str, Any]]:
+    """Every gap the report holds: an interval report has each interval's own, so all rows are read."""
     if isinstance(result, dict):
         return list(result.get("data_gaps", []))
-    return list(result[0].get("data_gaps", [])) if result else []
+    found = {(g["server"], g["start"]): g for row in result for g in row.get("data_gaps", [])}
+    return [found[key] for key in sorted(found, key=lambda k: (k[1], k[0]))]
 
 
 def _cell(key: str, value: Any) -> str:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -202,7 +202,7 @@ class Wallboard:
             if a.get("id")
         ]
         work = [
-            vars(item).copy()
+            asdict(item)
             for item in sorted(self.worklist.values(), key=lambda i: i.at)
             if item.state == "open"
         ]
