@@ -15,6 +15,7 @@ import pytest
 
 from ctid.simday import sim_day
 from reports.report import FORMATS, REPORTS, render, run_report
+from tests.reports.test_run import REQUIRED
 
 
 @pytest.fixture(scope="module")
@@ -73,21 +74,8 @@ def test_the_cli_prints_the_queue_summary_json(day: tuple[str, float]) -> None:
     ).stdout
     summary = json.loads(out)
     assert [q["queue"] for q in summary] == sorted(q["queue"] for q in summary)
-    required = (
-        "queue",
-        "offered",
-        "answered",
-        "abandoned",
-        "short_abandoned",
-        "deflected",
-        "abandon_rate",
-        "service_level",
-        "asa_s",
-        "p90_wait_s",
-        "longest_wait_s",
-    )
     for queue in summary:
-        assert all(key in queue for key in required)
+        assert all(key in queue for key in REQUIRED)
         assert queue["offered"] >= queue["answered"] + queue["abandoned"] + queue["deflected"]
     assert sum(q["offered"] for q in summary) > 40
 
