@@ -83,7 +83,7 @@ class Ctid:
         from routing.identify import CallerDirectory
         from routing.versions import RoutingConfigManager
 
-        self.db = open_database(self.config.database)
+        self.db = self.interaction_log.engine  # one pool per database: the log's
         create_schema(self.db)
 
         def apply(cfg: RoutingConfig) -> None:
@@ -332,14 +332,6 @@ def ensure_sqlite_directory(url: str) -> None:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-
-
-def open_database(url: str) -> Engine:
-    """The SQLAlchemy engine for ctid.yaml's `database`."""
-    from ctid.db import make_engine
-
-    ensure_sqlite_directory(url)
-    return make_engine(url)
 
 
 def _loggable(event: DomainEvent) -> dict[str, Any]:

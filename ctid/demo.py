@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -14,6 +11,7 @@ from ctid.config import load_config
 from ctid.daemon import Ctid
 from ctid.errors import ConfigError
 from ctid.logging import configure_logging
+from ctid.signals import until_stopped
 from routing.config import RoutingConfig, is_open, load_routing
 from routing.model import AgentStatus
 
@@ -80,13 +78,8 @@ async def run_demo(config_path: Path, *, seed: int, speed: float, calls_per_hour
         "Ctrl-C stops.",
         flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_stopped()
     finally:
         await ctid.stop()
         await server.stop()

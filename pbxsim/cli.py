@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
 
+from ctid.signals import until_stopped
 from pbxsim.server import PbxSimServer
 from pbxsim.site import call_center_site, parse_agents
 from pbxsim.traffic import TrafficGenerator, TrafficProfile
@@ -72,13 +71,8 @@ async def serve(args: argparse.Namespace) -> None:
         f"{len(agents)} agent phones, speed {args.speed:g}, traffic {'on' if args.traffic else 'off'}",
         flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_stopped()
     finally:
         await server.stop()
 

@@ -14,13 +14,13 @@ import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
 
-from ctid.metrics import ABANDON_RATIO, HANDLE_SECONDS, SERVICE_LEVEL, WAIT_SECONDS
+from ctid.metrics import ABANDON_RATIO, SERVICE_LEVEL, WAIT_SECONDS
 from ctid.state import domain as d
 from reports.kpi import KpiSettings, queue_summary
 from reports.log import event_row
@@ -90,8 +90,8 @@ class Wallboard:
     version: int = 0
     _calls: dict[str, _Call] = field(default_factory=dict)
     _handled: dict[str, int] = field(default_factory=dict)  # agent device -> calls handled today
-    _talking: dict[str, tuple[str, float]] = field(default_factory=dict)  # linkedid -> (queue, answered)
     _day_start: float = 0.0
+    _day_end: float = 0.0  # the next midnight: until then every event is today's
     _dirty: bool = True
     _last: str = ""
     _task: asyncio.Task[None] | None = None
@@ -113,12 +113,8 @@ class Wallboard:
                 call.tier = event.value
         if isinstance(event, d.CallConnected):
             WAIT_SECONDS.labels(event.queue, "answered").observe(event.wait_s)
-            self._talking[event.linkedid] = (event.queue, event.at)
         elif isinstance(event, d.CallAbandoned):
             WAIT_SECONDS.labels(event.queue, "abandoned").observe(event.wait_s)
-        elif isinstance(event, d.AgentLeftCall) and event.linkedid in self._talking:
-            queue, since = self._talking.pop(event.linkedid)
-            HANDLE_SECONDS.labels(queue).observe(max(0.0, event.at - since))
         if isinstance(event, d.CallAbandoned) and call is not None and call.number:
             if event.wait_s >= self.settings.short_abandon_s:
                 self.worklist[event.linkedid] = WorkItem(
@@ -135,9 +131,13 @@ class Wallboard:
         self._dirty = True
 
     def _roll_day(self, now: float) -> None:
+        if now < self._day_end:  # the common case, checked for every event without a calendar
+            return
         zone = ZoneInfo(self.timezone)
-        start = datetime.combine(datetime.fromtimestamp(now, zone).date(), time(0), zone).timestamp()
+        day = datetime.fromtimestamp(now, zone).date()
+        start = datetime.combine(day, time(0), zone).timestamp()
         if start > self._day_start:  # midnight: today starts empty
+            self._day_end = datetime.combine(day + timedelta(days=1), time(0), zone).timestamp()
             self._day_start = start
             self.rows.clear()
             self.worklist.clear()

@@ -17,7 +17,14 @@ from typing import Any
 import structlog
 
 from ctid.clock import Clock
-from ctid.metrics import AGENTS, CALLS_WAITING, LONGEST_WAIT, ROUTING_COMMANDS, ROUTING_DECISION_SECONDS
+from ctid.metrics import (
+    AGENTS,
+    CALLS_WAITING,
+    HANDLE_SECONDS,
+    LONGEST_WAIT,
+    ROUTING_COMMANDS,
+    ROUTING_DECISION_SECONDS,
+)
 from ctid.state import domain as d
 from routing.acd import Acd
 from routing.agents import AgentBook, AgentRecord
@@ -151,6 +158,7 @@ class RoutingService:
         elif isinstance(event, d.AgentLeftCall | d.CallEnded) and event.linkedid in self._talking:
             queue, since = self._talking.pop(event.linkedid)
             talk = max(0.0, event.at - since)
+            HANDLE_SECONDS.labels(queue).observe(talk)
             previous = self.handle_s.get(queue)
             self.handle_s[queue] = talk if previous is None else previous + HANDLE_EMA * (talk - previous)
         self.acd.apply(event, event.at)
@@ -243,7 +251,6 @@ class RoutingService:
         while True:
             await asyncio.sleep(self.tick_s)
             self._pass()
-            self.export_metrics()
 
     def start(self) -> None:
         self._ticker = asyncio.get_running_loop().create_task(self.run())
