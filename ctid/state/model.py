@@ -664,13 +664,9 @@ class CallStateModel:
         self._bridges_changed(e.bridge_id, now, out)
 
     def _on_bridge_merge(self, e: ev.BridgeMerge, now: float, out: Out) -> None:
-        moving = self.bridges.pop(e.from_bridge, set())
-        self.bridges.setdefault(e.to_bridge, set()).update(moving)
-        for uid in moving:
-            chan = self.channels.get(uid)
-            if chan is not None:
-                chan.bridge_id = e.to_bridge
-        self._bridges_changed(e.to_bridge, now, out)
+        """Asterisk reports every channel a merge moves (BridgeLeave, then BridgeEnter unless the channel is
+        kicked, as the transferer is when it is still in the consult bridge): the merge itself moves nothing."""
+        self.bridges.setdefault(e.to_bridge, set())
 
     def _on_bridge_destroy(self, e: ev.BridgeDestroy, now: float, out: Out) -> None:
         self.bridges.pop(e.bridge_id, None)

@@ -119,3 +119,32 @@ def test_a_failed_originate_is_matched_whether_its_answer_comes_first_or_last() 
             "OriginateFailed",
             "CallEnded",
         ]
+
+
+def test_an_attended_transfer_completes_whichever_order_the_merge_reports_its_moves() -> None:
+    """The transferer leaves the consult bridge before the BridgeMerge when it hangs up first (as captured),
+    or after the merge moved the target when Asterisk kicks it (seen on a loaded machine): same call."""
+    text = (TRANSCRIPT_DIR / "attended-transfer.ami.txt").read_text("utf-8")
+    messages = [m for m in AmiParser().feed(transcript_sessions(text)[0]) if m.is_event]
+    merge = next(m for m in messages if m.name == "BridgeMerge")
+    consult = merge["FromBridgeUniqueid"]
+    transferer_leaves = next(
+        m
+        for m in messages
+        if m.name == "BridgeLeave" and m["BridgeUniqueid"] == consult and m["Channel"].startswith("Local/1001@")
+    )
+    target_enters = next(
+        m
+        for m in messages[messages.index(merge) :]
+        if m.name == "BridgeEnter" and m["Channel"].startswith("Local/1004@")
+    )
+    kicked = [m for m in messages if m is not transferer_leaves]
+    kicked.insert(kicked.index(target_enters) + 1, transferer_leaves)
+
+    def story(model: CallStateModel) -> list[tuple[str, str]]:
+        (call,) = model.all_calls()
+        return [(e["kind"], e.get("agent", "")) for e in call.timeline if e["kind"].startswith(("Call", "Agent"))]
+
+    captured, reordered = story(_fold(messages)), story(_fold(kicked))
+    assert reordered == captured
+    assert ("CallConnected", "Local/1004@sim-phones") in reordered
