@@ -169,7 +169,7 @@ class _CallFacts:
     tier: str = ""
 
 
-class _ContactFold:
+class ContactFold:
     """Folds rows into contacts: each CallWaiting that is not a ring-no-answer requeue opens one."""
 
     def __init__(self, settings: KpiSettings) -> None:
@@ -185,6 +185,15 @@ class _ContactFold:
             d.CallAbandoned.__name__: self._abandoned,
             d.CallDeflected.__name__: self._deflected,
         }
+
+    def seed(self, key: CallKey, direction: str, dnis: str, tier: str, latest: Contact | None) -> None:
+        """Continue a call folded earlier (the log's writer folds batch by batch): what the call was, and
+        its latest contact, the only one later rows can still change."""
+        facts = self._calls[key]
+        facts.direction, facts.dnis, facts.tier = direction, dnis, tier
+        if latest is not None:
+            self._latest[key] = len(self.contacts)
+            self.contacts.append(latest)
 
     def apply(self, row: Row) -> None:
         key = (row["server"], row["call_id"])
@@ -273,7 +282,7 @@ def contacts(rows: Iterable[Row], settings: KpiSettings = DEFAULT_SETTINGS) -> l
     A transfer to a queue and a move to another queue start a new contact; a ring-no-answer requeue keeps
     the contact and its arrive. Outcomes of calls whose contact the rows do not hold are ignored.
     """
-    fold = _ContactFold(settings)
+    fold = ContactFold(settings)
     for row in rows:
         fold.apply(row)
     return fold.contacts
@@ -290,48 +299,100 @@ def _waits(group: Iterable[Contact]) -> list[float]:
     return [c.wait for c in group if c.wait is not None]
 
 
-def queue_figures(group: Sequence[Contact], settings: KpiSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
-    """The inbound figures of METRICS.md over a group of contacts, each judged by its own queue's T.
+@dataclass(frozen=True, slots=True)
+class QueueTally:
+    """The counts and sums the queue figures are made of: folded here from contacts, or by SQL
+    (`reports.store`) from the stored contacts; `queue_figures` turns either into the same figures."""
+
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    short_abandoned: int = 0
+    deflected: int = 0
+    open: int = 0
+    answered_in_t: int = 0
+    abandoned_over_t: int = 0  # abandons (not short) that waited longer than T
+    removed: int = 0  # answered, abandoned or left for a callback: Amazon Connect's "removed from queue"
+    removed_in_t: int = 0
+    answer_wait_sum: float = 0.0
+    abandon_wait_sum: float = 0.0
+    longest_wait: float | None = None
+    wait_p50: float | None = None  # nearest-rank percentiles of the answered contacts' waits
+    wait_p90: float | None = None
+    wait_p95: float | None = None
+    callbacks_offered: int = 0
+    callbacks_accepted: int = 0
+    overflowed: int = 0
+
+
+def tally(group: Sequence[Contact], settings: KpiSettings = DEFAULT_SETTINGS) -> QueueTally:
+    """A group of contacts counted, each judged by its own queue's T."""
+    by_outcome: dict[Outcome, list[Contact]] = {o: [c for c in group if c.outcome is o] for o in Outcome}
+    answered, abandoned = by_outcome[Outcome.ANSWERED], by_outcome[Outcome.ABANDONED]
+    deflected = by_outcome[Outcome.DEFLECTED]
+    callbacks = [c for c in deflected if c.deflected_to == "callback"]
+    removed = answered + abandoned + callbacks
+
+    def within(c: Contact) -> bool:
+        return c.within(settings.threshold(c.queue))
+
+    answer_waits = _waits(answered)
+    return QueueTally(
+        offered=len(group),
+        answered=len(answered),
+        abandoned=len(abandoned),
+        short_abandoned=sum(c.short for c in abandoned),
+        deflected=len(deflected),
+        open=len(by_outcome[Outcome.OPEN]),
+        answered_in_t=sum(map(within, answered)),
+        abandoned_over_t=sum(not c.short and not within(c) for c in abandoned),
+        removed=len(removed),
+        removed_in_t=sum(map(within, removed)),
+        answer_wait_sum=sum(answer_waits),
+        abandon_wait_sum=sum(_waits(abandoned)),
+        longest_wait=max(_waits(group), default=None),
+        wait_p50=percentile(answer_waits, 50),
+        wait_p90=percentile(answer_waits, 90),
+        wait_p95=percentile(answer_waits, 95),
+        callbacks_offered=len(callbacks),
+        callbacks_accepted=sum(c.callback_accepted for c in callbacks),
+        overflowed=sum(c.overflowed for c in deflected),
+    )
+
+
+def queue_figures(
+    group: Sequence[Contact] | QueueTally, settings: KpiSettings = DEFAULT_SETTINGS
+) -> dict[str, Any]:
+    """The inbound figures of METRICS.md over a group of contacts (or their tally).
 
     Short abandons stay out of abandon rate and service level, but `sl_removed` keeps them: it is Amazon
     Connect's reading, which counts every abandon. Open contacts are offered, so they weigh in the
     denominators that count offered contacts. `longest_wait_s` is the longest wait any contact of the
     group ended (the live figure, from still-waiting contacts, belongs to the wallboard).
     """
-    by_outcome: dict[Outcome, list[Contact]] = {o: [c for c in group if c.outcome is o] for o in Outcome}
-    answered, abandoned = by_outcome[Outcome.ANSWERED], by_outcome[Outcome.ABANDONED]
-    deflected = by_outcome[Outcome.DEFLECTED]
-    short = [c for c in abandoned if c.short]
-    counted_abandons = [c for c in abandoned if not c.short]
-    callbacks = [c for c in deflected if c.deflected_to == "callback"]
-    removed = answered + abandoned + callbacks  # Amazon Connect's "removed from queue": callback requested
-
-    def within(c: Contact) -> bool:
-        return c.within(settings.threshold(c.queue))
-
-    answered_in_t = sum(map(within, answered))
-    answer_waits = _waits(answered)
+    t = group if isinstance(group, QueueTally) else tally(group, settings)
+    counted_abandons = t.abandoned - t.short_abandoned
     return {
-        "offered": len(group),
-        "answered": len(answered),
-        "abandoned": len(abandoned),
-        "short_abandoned": len(short),
-        "deflected": len(deflected),
-        "open": len(by_outcome[Outcome.OPEN]),
-        "abandon_rate": _ratio(len(counted_abandons), len(group) - len(short) - len(deflected)),
-        "service_level": _ratio(answered_in_t, len(answered) + sum(not within(c) for c in counted_abandons)),
-        "sl_answered": _ratio(answered_in_t, len(answered)),
-        "sl_removed": _ratio(sum(map(within, removed)), len(removed)),
-        "sl_offered": _ratio(answered_in_t, len(group) - len(short)),
-        "asa_s": _mean(answer_waits),
-        "wait_p50_s": percentile(answer_waits, 50),
-        "p90_wait_s": percentile(answer_waits, 90),
-        "wait_p95_s": percentile(answer_waits, 95),
-        "longest_wait_s": max(_waits(group), default=None),
-        "time_to_abandon_avg_s": _mean(_waits(abandoned)),
-        "callbacks_offered": len(callbacks),
-        "callbacks_accepted": sum(c.callback_accepted for c in callbacks),
-        "overflowed": sum(c.overflowed for c in deflected),
+        "offered": t.offered,
+        "answered": t.answered,
+        "abandoned": t.abandoned,
+        "short_abandoned": t.short_abandoned,
+        "deflected": t.deflected,
+        "open": t.open,
+        "abandon_rate": _ratio(counted_abandons, t.offered - t.short_abandoned - t.deflected),
+        "service_level": _ratio(t.answered_in_t, t.answered + t.abandoned_over_t),
+        "sl_answered": _ratio(t.answered_in_t, t.answered),
+        "sl_removed": _ratio(t.removed_in_t, t.removed),
+        "sl_offered": _ratio(t.answered_in_t, t.offered - t.short_abandoned),
+        "asa_s": _ratio(t.answer_wait_sum, t.answered),
+        "wait_p50_s": t.wait_p50,
+        "p90_wait_s": t.wait_p90,
+        "wait_p95_s": t.wait_p95,
+        "longest_wait_s": t.longest_wait,
+        "time_to_abandon_avg_s": _ratio(t.abandon_wait_sum, t.abandoned),
+        "callbacks_offered": t.callbacks_offered,
+        "callbacks_accepted": t.callbacks_accepted,
+        "overflowed": t.overflowed,
     }
 
 
@@ -349,16 +410,32 @@ def queue_summary(
     `queues` names queues to show even without contacts (the configured ones). Each object carries the
     period's `data_gaps`, so the list stays one object per queue.
     """
-    period = _contacts_in(rows, start, end, settings)
+    by_queue: dict[str, list[Contact]] = defaultdict(list)
+    for c in _contacts_in(rows, start, end, settings):
+        by_queue[c.queue].append(c)
+    tallies = {name: tally(group, settings) for name, group in by_queue.items()}
+    return summary_of(tallies, start=start, end=end, settings=settings, gaps=gaps, queues=queues)
+
+
+def summary_of(
+    tallies: Mapping[str, QueueTally],
+    *,
+    start: float,
+    end: float,
+    settings: KpiSettings = DEFAULT_SETTINGS,
+    gaps: Iterable[Row] = (),
+    queues: Iterable[str] = (),
+) -> list[dict[str, Any]]:
+    """`queue_summary` from each queue's tally, however it was counted."""
     period_gaps = gaps_in(gaps, start, end)
     return [
         {
             "queue": name,
-            **queue_figures([c for c in period if c.queue == name], settings),
+            **queue_figures(tallies.get(name, QueueTally()), settings),
             "service_level_s": settings.threshold(name),
             "data_gaps": period_gaps,
         }
-        for name in sorted({c.queue for c in period} | set(queues))
+        for name in sorted(set(tallies) | set(queues))
     ]
 
 
@@ -379,12 +456,30 @@ def interval_report(
     """
     if interval_s <= 0:
         raise ValueError("interval_s must be positive")
-    period = _contacts_in(rows, start, end, settings)
-    gap_rows = list(gaps)
     by_slot: dict[tuple[int, str], list[Contact]] = defaultdict(list)
-    for c in period:
+    for c in _contacts_in(rows, start, end, settings):
         by_slot[int((c.arrive - start) // interval_s), c.queue].append(c)
-    names = sorted({c.queue for c in period} | set(queues))
+    tallies = {key: tally(group, settings) for key, group in by_slot.items()}
+    return intervals_of(
+        tallies, start=start, end=end, interval_s=interval_s, settings=settings, gaps=gaps, queues=queues
+    )
+
+
+def intervals_of(
+    tallies: Mapping[tuple[int, str], QueueTally],
+    *,
+    start: float,
+    end: float,
+    interval_s: float,
+    settings: KpiSettings = DEFAULT_SETTINGS,
+    gaps: Iterable[Row] = (),
+    queues: Iterable[str] = (),
+) -> list[dict[str, Any]]:
+    """`interval_report` from each (interval number, queue)'s tally, however it was counted."""
+    if interval_s <= 0:
+        raise ValueError("interval_s must be positive")
+    gap_rows = list(gaps)
+    names = sorted({name for _, name in tallies} | set(queues))
     out = []
     for slot in range(math.ceil((end - start) / interval_s)):
         slot_start = start + slot * interval_s
@@ -396,7 +491,7 @@ def interval_report(
                     "interval_start": slot_start,
                     "interval_end": slot_end,
                     "queue": name,
-                    **queue_figures(by_slot.get((slot, name), []), settings),
+                    **queue_figures(tallies.get((slot, name), QueueTally()), settings),
                     "service_level_s": settings.threshold(name),
                     "data_gaps": slot_gaps,
                 }
@@ -408,7 +503,7 @@ def interval_report(
 
 
 @dataclass(slots=True)
-class _Leg:
+class Leg:
     """One agent's segment of a call, bridged to left: a transfer splits talk, each agent its own."""
 
     device: str
@@ -417,6 +512,7 @@ class _Leg:
     held_since: float | None = None
     holds: list[tuple[float, float]] = field(default_factory=list)
     transferred: bool = False
+    call: CallKey = ("", "")
 
     def resume(self, at: float) -> None:
         if self.held_since is not None:
@@ -437,7 +533,7 @@ class _Leg:
 
 
 @dataclass(frozen=True, slots=True)
-class _Span:
+class Span:
     """An agent's time in one state (AgentStateChanged to the next one)."""
 
     state: str
@@ -446,18 +542,18 @@ class _Span:
     finish: float
 
 
-class _AgentFold:
+class AgentFold:
     """Folds rows into agent legs, state spans, ring-no-answers and survey answers."""
 
     def __init__(self) -> None:
-        self.legs: list[_Leg] = []
+        self.legs: list[Leg] = []
         self.device_agent: dict[str, str] = {}  # the latest AgentStateChanged for each device wins
-        self.spans: dict[str, list[_Span]] = defaultdict(list)
+        self.spans: dict[str, list[Span]] = defaultdict(list)
         self.ring_no_answers: list[tuple[float, str]] = []  # (at, device)
         self.surveys: list[tuple[float, str, float]] = []  # (at, agent id or device, overall)
-        self._current: dict[str, _Span] = {}  # each agent's state now, open-ended
-        self._on_call: dict[CallKey, _Leg] = {}
-        self._last_leg: dict[tuple[CallKey, str], _Leg] = {}
+        self._current: dict[str, Span] = {}  # each agent's state now, open-ended
+        self._on_call: dict[CallKey, Leg] = {}
+        self._last_leg: dict[tuple[CallKey, str], Leg] = {}
         self._handlers: dict[str, Callable[[CallKey, Row], None]] = {
             d.CallConnected.__name__: self._connected,
             d.AgentLeftCall.__name__: self._left,
@@ -470,6 +566,18 @@ class _AgentFold:
             SURVEY_ANSWERED: self._survey,
         }
 
+    def seed_call(self, key: CallKey, legs: Sequence[Leg]) -> None:
+        """Continue a call folded earlier: its agent legs so far, in order (an open one is on the call)."""
+        for leg in legs:
+            self.legs.append(leg)
+            self._last_leg[key, leg.device] = leg
+            if leg.left_at is None:
+                self._on_call[key] = leg
+
+    def seed_agent(self, agent: str, current: Span) -> None:
+        """Continue an agent folded earlier: the state it is in now."""
+        self._current[agent] = current
+
     def apply(self, row: Row) -> None:
         handler = self._handlers.get(row["kind"])
         if handler is not None:
@@ -479,7 +587,7 @@ class _AgentFold:
         """The agent id behind a device; a device no agent state names is reported as itself."""
         return self.device_agent.get(device, device)
 
-    def spans_of(self, agent: str) -> list[_Span]:
+    def spans_of(self, agent: str) -> list[Span]:
         current = self._current.get(agent)
         return self.spans[agent] + ([current] if current is not None else [])
 
@@ -499,7 +607,7 @@ class _AgentFold:
 
     def _connected(self, key: CallKey, row: Row) -> None:
         self._leave(key, row["at"])  # a previous agent still on the line: transferred without a leave
-        leg = _Leg(str(_get(row, "agent")), row["at"])
+        leg = Leg(str(_get(row, "agent")), row["at"], call=key)
         self.legs.append(leg)
         self._on_call[key] = leg
         self._last_leg[key, leg.device] = leg
@@ -535,9 +643,9 @@ class _AgentFold:
             # the first change the rows hold: before it, the agent was in its `previous` state
             previous = str(_get(row, "previous", AgentStatus.LOGGED_OUT.value))
             reason = "unknown" if previous == AgentStatus.PAUSED.value else ""
-            current = _Span(previous, reason, -INF, INF)
+            current = Span(previous, reason, -INF, INF)
         self.spans[agent].append(replace(current, finish=at))
-        self._current[agent] = _Span(str(_get(row, "state")), str(_get(row, "reason")), at, INF)
+        self._current[agent] = Span(str(_get(row, "state")), str(_get(row, "reason")), at, INF)
 
     def _survey(self, key: CallKey, row: Row) -> None:
         overall = _get(row, "overall", None)
@@ -545,16 +653,14 @@ class _AgentFold:
             self.surveys.append((row["at"], str(_get(row, "agent")), float(overall)))
 
 
-def _agent_fold(rows: Iterable[Row]) -> _AgentFold:
-    fold = _AgentFold()
+def _agent_fold(rows: Iterable[Row]) -> AgentFold:
+    fold = AgentFold()
     for row in rows:
         fold.apply(row)
     return fold
 
 
-def _state_time(
-    spans: Iterable[_Span], start: float, end: float
-) -> tuple[dict[str, float], dict[str, float]]:
+def state_time(spans: Iterable[Span], start: float, end: float) -> tuple[dict[str, float], dict[str, float]]:
     """Seconds per state and per pause reason inside [start, end): agent time is split by the clock."""
     by_state: dict[str, float] = defaultdict(float)
     by_reason: dict[str, float] = defaultdict(float)
@@ -567,46 +673,73 @@ def _state_time(
     return by_state, by_reason
 
 
-def _agent_row(fold: _AgentFold, agent: str, start: float, end: float) -> dict[str, Any]:
+def _agent_row(fold: AgentFold, agent: str, start: float, end: float) -> dict[str, Any]:
     legs = [leg for leg in fold.legs if fold.agent_of(leg.device) == agent]
     handled = [leg for leg in legs if leg.left_at is not None and start <= leg.left_at < end]
-    talk = sum(leg.talk_in(start, end) for leg in legs)
-    hold = sum(leg.hold_in(start, end) for leg in legs)
-    by_state, by_reason = _state_time(fold.spans_of(agent), start, end)
-    wrap = by_state[AgentStatus.WRAP_UP.value]
-    ready = by_state[AgentStatus.READY.value]
-    occupied = sum(by_state[s] for s in OCCUPIED)
-    login = sum(t for s, t in by_state.items() if s != AgentStatus.LOGGED_OUT.value)
-    transfers = sum(leg.transferred for leg in handled)
-    scores = [score for at, who, score in fold.surveys if fold.agent_of(who) == agent and start <= at < end]
+    by_state, by_reason = state_time(fold.spans_of(agent), start, end)
+    return agent_figures(
+        agent,
+        devices=sorted(dev for dev, owner in fold.device_agent.items() if owner == agent),
+        handled=len(handled),
+        talk=sum(leg.talk_in(start, end) for leg in legs),
+        hold=sum(leg.hold_in(start, end) for leg in legs),
+        transfers=sum(leg.transferred for leg in handled),
+        by_state=by_state,
+        by_reason=by_reason,
+        ring_no_answer=sum(
+            1 for at, device in fold.ring_no_answers if fold.agent_of(device) == agent and start <= at < end
+        ),
+        scores=[
+            score for at, who, score in fold.surveys if fold.agent_of(who) == agent and start <= at < end
+        ],
+    )
+
+
+def agent_figures(
+    agent: str,
+    *,
+    devices: list[str],
+    handled: int,
+    talk: float,
+    hold: float,
+    transfers: int,
+    by_state: Mapping[str, float],
+    by_reason: Mapping[str, float],
+    ring_no_answer: int,
+    scores: Sequence[float],
+) -> dict[str, Any]:
+    """One agent's figures (METRICS.md "Agents") from the period's sums, however they were summed."""
+    state = defaultdict(float, by_state)
+    wrap = state[AgentStatus.WRAP_UP.value]
+    ready = state[AgentStatus.READY.value]
+    occupied = sum(state[s] for s in OCCUPIED)
+    login = sum(t for s, t in state.items() if s != AgentStatus.LOGGED_OUT.value)
     return {
         "agent": agent,
-        "devices": sorted(dev for dev, owner in fold.device_agent.items() if owner == agent),
-        "handled": len(handled),
+        "devices": devices,
+        "handled": handled,
         "talk_s": talk,
         "hold_s": hold,
         "wrap_s": wrap,
-        "aht_s": _ratio(talk + hold + wrap, len(handled)),
-        "aht_talk_s": _ratio(talk, len(handled)),
-        "aht_hold_s": _ratio(hold, len(handled)),
-        "aht_wrap_s": _ratio(wrap, len(handled)),
+        "aht_s": _ratio(talk + hold + wrap, handled),
+        "aht_talk_s": _ratio(talk, handled),
+        "aht_hold_s": _ratio(hold, handled),
+        "aht_wrap_s": _ratio(wrap, handled),
         "login_s": login,
         "ready_s": ready,
-        "ringing_s": by_state[AgentStatus.RESERVED.value],
+        "ringing_s": state[AgentStatus.RESERVED.value],
         "occupied_s": occupied,
-        "pause_s": by_state[AgentStatus.PAUSED.value],
-        "pause_by_reason": dict(sorted(by_reason.items())),
+        "pause_s": state[AgentStatus.PAUSED.value],
+        "pause_by_reason": dict(sorted((r, t) for r, t in by_reason.items() if t > 0)),
         "occupancy": _ratio(occupied, occupied + ready),
         "utilization": _ratio(occupied, login),
-        "ring_no_answer": sum(
-            1 for at, device in fold.ring_no_answers if fold.agent_of(device) == agent and start <= at < end
-        ),
+        "ring_no_answer": ring_no_answer,
         "transfers_out": transfers,
-        "transfer_rate": _ratio(transfers, len(handled)),
+        "transfer_rate": _ratio(transfers, handled),
         "csat": _mean(scores),
         "csat_top_box": _ratio(sum(s == TOP_BOX_SCORE for s in scores), len(scores)),
         "csat_responses": len(scores),
-        "csat_response_rate": _ratio(len(scores), len(handled)),
+        "csat_response_rate": _ratio(len(scores), handled),
     }
 
 
@@ -625,8 +758,13 @@ def agent_performance(
     clock; handled counts the agent legs that ended in the period.
     """
     fold = _agent_fold(rows)
-    period_gaps = gaps_in(gaps, start, end)
-    table = [_agent_row(fold, agent, start, end) for agent in sorted(fold.agents())]
+    return active_agents(
+        [_agent_row(fold, agent, start, end) for agent in sorted(fold.agents())], gaps_in(gaps, start, end)
+    )
+
+
+def active_agents(table: Iterable[dict[str, Any]], period_gaps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The agents worth a line in the period, each with the period's data gaps."""
     return [{**row, "data_gaps": period_gaps} for row in table if _active(row)]
 
 
@@ -646,10 +784,14 @@ def _column_ranks(table: Sequence[Mapping[str, Any]], column: str, higher_first:
 def agent_comparison(
     rows: Iterable[Row], *, start: float, end: float, gaps: Iterable[Row] = ()
 ) -> list[dict[str, Any]]:
-    """agent_performance ranked: most handled first, then shorter AHT; `ranks` has each column's rank."""
+    """agent_performance ranked (`ranked`)."""
+    return ranked(agent_performance(rows, start=start, end=end, gaps=gaps))
+
+
+def ranked(performance: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Agents' rows ranked: most handled first, then shorter AHT; `ranks` has each column's rank."""
     table = sorted(
-        agent_performance(rows, start=start, end=end, gaps=gaps),
-        key=lambda a: (-a["handled"], a["aht_s"] is None, a["aht_s"] or 0.0, a["agent"]),
+        performance, key=lambda a: (-a["handled"], a["aht_s"] is None, a["aht_s"] or 0.0, a["agent"])
     )
     ranks = {column: _column_ranks(table, column, higher) for column, higher in RANKED_COLUMNS.items()}
     return [

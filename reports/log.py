@@ -49,6 +49,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ctid.db import Base, make_engine
 from ctid.errors import CtidError
 from ctid.state.domain import DomainEvent
+from reports.store import STORE_TABLES, Materializer
 
 log = structlog.get_logger("reports.log")
 
@@ -133,7 +134,7 @@ class DataGap(Base):
     end: Mapped[float | None] = mapped_column(Double)  # None while the server is still out of sight
 
 
-LOG_TABLES = frozenset({"interaction_events", "interactions", "data_gaps"})
+LOG_TABLES = frozenset({"interaction_events", "interactions", "data_gaps", *STORE_TABLES})
 
 
 @dataclass(slots=True)
@@ -495,6 +496,8 @@ class InteractionLog:
                 for r in events:
                     if r["event_id"] in inserted and (call := self._call(calls, r)) is not None:
                         call.apply(r["event"])
+            before = {k: (c.direction, c.dnis, c.tier) for k, c in self._summaries(stored).items()}
+            Materializer(connection).apply([row for row in rows if row["event_id"] in inserted], before)
             touched = {k: calls[k] for r in events if r["event_id"] in inserted and (k := _call_key(r))}
             self._upsert_calls(connection, list(touched.values()))
             self._upsert_gaps(connection, gaps)

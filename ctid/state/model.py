@@ -664,8 +664,8 @@ class CallStateModel:
         self._bridges_changed(e.bridge_id, now, out)
 
     def _on_bridge_merge(self, e: ev.BridgeMerge, now: float, out: Out) -> None:
-        """Asterisk reports every channel a merge moves (BridgeLeave, then BridgeEnter unless the channel is
-        kicked, as the transferer is when it is still in the consult bridge): the merge itself moves nothing."""
+        """Asterisk reports every channel a merge moves (BridgeLeave, then BridgeEnter unless the channel
+        is kicked, as the transferer is when it is still in the consult bridge): the merge moves nothing."""
         self.bridges.setdefault(e.to_bridge, set())
 
     def _on_bridge_destroy(self, e: ev.BridgeDestroy, now: float, out: Out) -> None:

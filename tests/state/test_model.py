@@ -131,7 +131,9 @@ def test_an_attended_transfer_completes_whichever_order_the_merge_reports_its_mo
     transferer_leaves = next(
         m
         for m in messages
-        if m.name == "BridgeLeave" and m["BridgeUniqueid"] == consult and m["Channel"].startswith("Local/1001@")
+        if m.name == "BridgeLeave"
+        and m["BridgeUniqueid"] == consult
+        and m["Channel"].startswith("Local/1001@")
     )
     target_enters = next(
         m
@@ -143,7 +145,9 @@ def test_an_attended_transfer_completes_whichever_order_the_merge_reports_its_mo
 
     def story(model: CallStateModel) -> list[tuple[str, str]]:
         (call,) = model.all_calls()
-        return [(e["kind"], e.get("agent", "")) for e in call.timeline if e["kind"].startswith(("Call", "Agent"))]
+        return [
+            (e["kind"], e.get("agent", "")) for e in call.timeline if e["kind"].startswith(("Call", "Agent"))
+        ]
 
     captured, reordered = story(_fold(messages)), story(_fold(kicked))
     assert reordered == captured

@@ -1,0 +1,569 @@
+"""What the KPI folds make of the log, kept in SQL as the log is written, and the reports read from it.
+
+`reports.kpi` folds events into queued contacts, agent legs and agent state spans. Folding 30 days of
+events for every report does not scale (a million calls are ten million events), so the log's writer runs
+the same folds batch by batch (`Materializer`) and stores what they make: `contacts`, `agent_legs`,
+`agent_spans`. A report then asks SQL for sums and counts over them (`queue_tallies`, `agent_rows`) and
+turns them into figures with the very functions the in-memory path uses (`kpi.queue_figures`,
+`kpi.agent_figures`), so a figure has one definition whichever way it was summed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    Double,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
+
+from ctid.db import Base
+from reports.kpi import (
+    INF,
+    AgentFold,
+    CallKey,
+    Contact,
+    ContactFold,
+    KpiSettings,
+    Leg,
+    Outcome,
+    QueueTally,
+    Span,
+    agent_figures,
+)
+from routing import AgentStatus
+
+CHUNK = 500  # keys per IN (...): SQLite allows 32,766 parameters, tuples take two each
+
+
+class StoredContact(Base):
+    """One queued contact (`kpi.Contact`): `seq` numbers a call's contacts from 0."""
+
+    __tablename__ = "contacts"
+
+    server: Mapped[str] = mapped_column(String, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue: Mapped[str] = mapped_column(String)
+    arrive: Mapped[float] = mapped_column(Double, index=True)
+    direction: Mapped[str] = mapped_column(String)
+    dnis: Mapped[str] = mapped_column(String)
+    tier: Mapped[str] = mapped_column(String)
+    outcome: Mapped[str] = mapped_column(String)
+    outcome_at: Mapped[float | None] = mapped_column(Double)
+    wait: Mapped[float | None] = mapped_column(Double)
+    short: Mapped[bool] = mapped_column(Boolean)
+    agent: Mapped[str] = mapped_column(String)
+    deflected_to: Mapped[str] = mapped_column(String)
+    deflect_reason: Mapped[str] = mapped_column(String)
+    callback_accepted: Mapped[bool] = mapped_column(Boolean)
+
+
+class AgentLeg(Base):
+    """One agent's segment of a call (`kpi.Leg`); `hold_s` is the closed holds' total."""
+
+    __tablename__ = "agent_legs"
+
+    server: Mapped[str] = mapped_column(String, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device: Mapped[str] = mapped_column(String)
+    connected_at: Mapped[float] = mapped_column(Double, index=True)
+    left_at: Mapped[float | None] = mapped_column(Double, index=True)
+    held_since: Mapped[float | None] = mapped_column(Double)
+    holds: Mapped[list[list[float]]] = mapped_column(JSON)
+    hold_s: Mapped[float] = mapped_column(Double)
+    transferred: Mapped[bool] = mapped_column(Boolean)
+
+
+class AgentSpan(Base):
+    """An agent's time in one state (`kpi.Span`); begin None: since before the log knew the agent,
+    finish None: the state it is in now."""
+
+    __tablename__ = "agent_spans"
+
+    agent: Mapped[str] = mapped_column(String, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device: Mapped[str] = mapped_column(String)  # the device the agent was on when the span began
+    state: Mapped[str] = mapped_column(String)
+    reason: Mapped[str] = mapped_column(String)
+    begin: Mapped[float | None] = mapped_column(Double, index=True)
+    finish: Mapped[float | None] = mapped_column(Double, index=True)
+
+
+STORE_TABLES = frozenset({"contacts", "agent_legs", "agent_spans"})
+
+
+def _insert(connection: Connection, entity: type[Base]) -> sqlite.Insert | postgresql.Insert:
+    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(entity)
+
+
+def _upsert(connection: Connection, entity: type[Base], rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    insert = _insert(connection, entity)
+    table = entity.__table__
+    keys = [c.name for c in table.primary_key]
+    columns = [c.name for c in table.columns if c.name not in keys]
+    connection.execute(
+        insert.on_conflict_do_update(index_elements=keys, set_={c: insert.excluded[c] for c in columns}), rows
+    )
+
+
+def _in_chunks(connection: Connection, query_for: Any, keys: Sequence[Any]) -> list[Any]:
+    found: list[Any] = []
+    for chunk in range(0, len(keys), CHUNK):
+        found.extend(connection.execute(query_for(keys[chunk : chunk + CHUNK])).mappings())
+    return found
+
+
+# ---- writing: the folds, batch by batch ---------------------------------------------------------------
+
+
+def _contact_row(contact: Contact, seq: int) -> dict[str, Any]:
+    return {
+        "server": contact.server,
+        "call_id": contact.call_id,
+        "seq": seq,
+        "queue": contact.queue,
+        "arrive": contact.arrive,
+        "direction": contact.direction,
+        "dnis": contact.dnis,
+        "tier": contact.tier,
+        "outcome": contact.outcome.value,
+        "outcome_at": contact.outcome_at,
+        "wait": contact.wait,
+        "short": contact.short,
+        "agent": contact.agent,
+        "deflected_to": contact.deflected_to,
+        "deflect_reason": contact.deflect_reason,
+        "callback_accepted": contact.callback_accepted,
+    }
+
+
+def _contact_of(row: Mapping[str, Any]) -> Contact:
+    fields = {k: v for k, v in row.items() if k != "seq"}
+    return Contact(**{**fields, "outcome": Outcome(row["outcome"])})
+
+
+def _leg_row(key: CallKey, seq: int, leg: Leg) -> dict[str, Any]:
+    return {
+        "server": key[0],
+        "call_id": key[1],
+        "seq": seq,
+        "device": leg.device,
+        "connected_at": leg.connected_at,
+        "left_at": leg.left_at,
+        "held_since": leg.held_since,
+        "holds": [list(h) for h in leg.holds],
+        "hold_s": sum(finish - begin for begin, finish in leg.holds),
+        "transferred": leg.transferred,
+    }
+
+
+def _leg_of(row: Mapping[str, Any] | RowMapping) -> Leg:
+    return Leg(
+        row["device"],
+        row["connected_at"],
+        row["left_at"],
+        row["held_since"],
+        [(begin, finish) for begin, finish in row["holds"]],
+        row["transferred"],
+        (row["server"], row["call_id"]),
+    )
+
+
+def _bound(value: float, infinite: float) -> float | None:
+    return None if value == infinite else value
+
+
+class Materializer:
+    """Runs the KPI folds over one batch of new log rows, continuing each call and agent where the stored
+    tables left it, and stores what changed. `calls` gives (direction, dnis, tier) of the batch's calls as
+    they were before it (the log's call summaries)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def apply(self, rows: Sequence[Mapping[str, Any]], calls: Mapping[CallKey, tuple[str, str, str]]) -> None:
+        call_keys = sorted({(r["server"], r["call_id"]) for r in rows if r["call_id"]})
+        agents = sorted({r["agent"] for r in rows if r["kind"] == "AgentStateChanged"})
+        contacts = ContactFold(KpiSettings())
+        agent_fold = AgentFold()
+        first_contact = self._seed_contacts(contacts, call_keys, calls)
+        self._seed_legs(agent_fold, call_keys)
+        first_span, devices = self._seed_spans(agent_fold, agents)
+        for row in rows:
+            contacts.apply(row)
+            agent_fold.apply(row)
+            if row["kind"] == "AgentStateChanged":
+                devices.setdefault(row["agent"], []).append(row["data"].get("device", ""))
+        self._store_contacts(contacts.contacts, first_contact)
+        self._store_legs(agent_fold.legs)
+        self._store_spans(agent_fold, agents, first_span, devices)
+
+    def _seed_contacts(
+        self, fold: ContactFold, keys: list[CallKey], calls: Mapping[CallKey, tuple[str, str, str]]
+    ) -> dict[CallKey, int]:
+        table = StoredContact.__table__
+        latest = (
+            select(table.c.server, table.c.call_id, func.max(table.c.seq).label("seq"))
+            .group_by(table.c.server, table.c.call_id)
+            .subquery()
+        )
+
+        def query(chunk: list[CallKey]) -> Any:
+            return (
+                select(table)
+                .join(
+                    latest,
+                    and_(
+                        table.c.server == latest.c.server,
+                        table.c.call_id == latest.c.call_id,
+                        table.c.seq == latest.c.seq,
+                    ),
+                )
+                .where(tuple_(table.c.server, table.c.call_id).in_(chunk))
+            )
+
+        stored = {(r["server"], r["call_id"]): r for r in _in_chunks(self.connection, query, keys)}
+        first: dict[CallKey, int] = {}
+        for key in keys:
+            row = stored.get(key)
+            direction, dnis, tier = calls.get(key, ("", "", ""))
+            fold.seed(key, direction, dnis, tier, _contact_of(row) if row else None)
+            first[key] = row["seq"] if row else 0
+        return first
+
+    def _store_contacts(self, contacts: list[Contact], first: dict[CallKey, int]) -> None:
+        seq = dict(first)
+        rows = []
+        for contact in contacts:
+            key = (contact.server, contact.call_id)
+            rows.append(_contact_row(contact, seq[key]))
+            seq[key] += 1
+        _upsert(self.connection, StoredContact, rows)
+
+    def _seed_legs(self, fold: AgentFold, keys: list[CallKey]) -> None:
+        table = AgentLeg.__table__
+
+        def query(chunk: list[CallKey]) -> Any:
+            return (
+                select(table)
+                .where(tuple_(table.c.server, table.c.call_id).in_(chunk))
+                .order_by(table.c.server, table.c.call_id, table.c.seq)
+            )
+
+        by_call: dict[CallKey, list[Leg]] = defaultdict(list)
+        for row in _in_chunks(self.connection, query, keys):
+            by_call[row["server"], row["call_id"]].append(_leg_of(row))
+        for key, legs in by_call.items():
+            fold.seed_call(key, legs)
+
+    def _store_legs(self, legs: list[Leg]) -> None:
+        seq: dict[CallKey, int] = defaultdict(int)
+        rows = []
+        for leg in legs:  # in the order the fold made them: a call's seeded legs, then its new ones
+            rows.append(_leg_row(leg.call, seq[leg.call], leg))
+            seq[leg.call] += 1
+        _upsert(self.connection, AgentLeg, rows)
+
+    def _seed_spans(self, fold: AgentFold, agents: list[str]) -> tuple[dict[str, int], dict[str, list[str]]]:
+        table = AgentSpan.__table__
+
+        def query(chunk: list[str]) -> Any:
+            return select(table).where(table.c.agent.in_(chunk), table.c.finish.is_(None))
+
+        first: dict[str, int] = {}
+        devices: dict[str, list[str]] = {}
+        for row in _in_chunks(self.connection, query, agents):
+            begin = -INF if row["begin"] is None else row["begin"]
+            fold.seed_agent(row["agent"], Span(row["state"], row["reason"], begin, INF))
+            first[row["agent"]] = row["seq"]
+            devices[row["agent"]] = [row["device"]]
+        return first, devices
+
+    def _store_spans(
+        self, fold: AgentFold, agents: list[str], first: dict[str, int], devices: dict[str, list[str]]
+    ) -> None:
+        rows = []
+        for agent in agents:
+            spans = fold.spans_of(agent)
+            seq = first.get(agent, 0)
+            names = devices.get(agent, [])
+            if agent not in first:
+                names = [names[0] if names else "", *names]  # the span before the first change the log holds
+            for i, span in enumerate(spans):
+                rows.append(
+                    {
+                        "agent": agent,
+                        "seq": seq + i,
+                        "device": names[i] if i < len(names) else "",
+                        "state": span.state,
+                        "reason": span.reason,
+                        "begin": _bound(span.begin, -INF),
+                        "finish": _bound(span.finish, INF),
+                    }
+                )
+        _upsert(self.connection, AgentSpan, rows)
+
+
+# ---- reading: sums and counts for the reports ----------------------------------------------------------
+
+
+def _count(condition: ColumnElement[bool]) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _slot(connection: Connection, column: Any, start: float, interval_s: float) -> Any:
+    """The interval a time falls in, counted from `start` (times are >= start, so truncation floors)."""
+    offset = (column - start) / interval_s
+    if connection.dialect.name == "postgresql":
+        return cast(func.floor(offset), Integer)
+    return cast(offset, Integer)
+
+
+def queue_tallies(
+    connection: Connection,
+    *,
+    start: float,
+    end: float,
+    settings: KpiSettings,
+    interval_s: float | None = None,
+    inbound_only: bool = False,
+) -> dict[tuple[Any, ...], QueueTally]:
+    """The stored contacts that arrived in [start, end), tallied per queue, or per (interval, queue)."""
+    c = StoredContact.__table__.c
+    threshold = (
+        case(
+            *((c.queue == name, literal(t)) for name, t in settings.service_level_s.items()),
+            else_=literal(settings.default_service_level_s),
+        )
+        if settings.service_level_s
+        else literal(settings.default_service_level_s)
+    )
+    within = and_(c.wait.is_not(None), c.wait <= threshold)
+    answered, abandoned = c.outcome == Outcome.ANSWERED.value, c.outcome == Outcome.ABANDONED.value
+    deflected = c.outcome == Outcome.DEFLECTED.value
+    callback = and_(deflected, c.deflected_to == "callback")
+    keys: list[Any] = [c.queue.label("queue")]
+    if interval_s is not None:
+        keys.insert(0, _slot(connection, c.arrive, start, interval_s).label("slot"))
+    where = [c.arrive >= start, c.arrive < end]
+    if inbound_only:
+        where.append(c.direction != "outbound")
+    sums = (
+        select(
+            *keys,
+            func.count().label("offered"),
+            _count(answered).label("answered"),
+            _count(abandoned).label("abandoned"),
+            _count(and_(abandoned, c.short)).label("short_abandoned"),
+            _count(deflected).label("deflected"),
+            _count(c.outcome == Outcome.OPEN.value).label("open"),
+            _count(and_(answered, within)).label("answered_in_t"),
+            _count(and_(abandoned, ~c.short, ~within)).label("abandoned_over_t"),
+            _count(or_(answered, abandoned, callback)).label("removed"),
+            _count(and_(or_(answered, abandoned, callback), within)).label("removed_in_t"),
+            func.coalesce(func.sum(case((answered, c.wait), else_=0.0)), 0.0).label("answer_wait_sum"),
+            func.coalesce(func.sum(case((abandoned, c.wait), else_=0.0)), 0.0).label("abandon_wait_sum"),
+            func.max(c.wait).label("longest_wait"),
+            _count(callback).label("callbacks_offered"),
+            _count(and_(callback, c.callback_accepted)).label("callbacks_accepted"),
+            _count(
+                and_(deflected, or_(c.deflect_reason == "overflow", c.deflected_to.like("queue:%")))
+            ).label("overflowed"),
+        )
+        .where(*where)
+        .group_by(*keys)
+    )
+    tallies: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in connection.execute(sums).mappings():
+        group = tuple(row[k.name] for k in keys)
+        tallies[group] = {k: v for k, v in row.items() if k not in ("slot", "queue")}
+    # nearest-rank percentiles of the answered waits: the value at rank ceil(p * n / 100) of each group
+    ranked = (
+        select(
+            *keys,
+            c.wait.label("wait"),
+            func.row_number().over(partition_by=keys, order_by=c.wait).label("rank"),
+            func.count().over(partition_by=keys).label("n"),
+        )
+        .where(*where, answered)
+        .subquery()
+    )
+    r = ranked.c
+    picks = {p: (p * r.n + 99) // 100 for p in (50, 90, 95)}
+    group_cols = [r[k.name] for k in keys]
+    wanted = select(*group_cols, r.wait, r.rank, r.n).where(or_(*(r.rank == pick for pick in picks.values())))
+    for row in connection.execute(wanted).mappings():
+        group = tuple(row[k.name] for k in keys)
+        for p in picks:
+            if row["rank"] == max(1, math.ceil(p * row["n"] / 100)):
+                tallies[group][f"wait_p{p}"] = row["wait"]
+    return {group: QueueTally(**{k: v for k, v in fields.items()}) for group, fields in tallies.items()}
+
+
+def _overlap_sql(begin: Any, finish: Any, start: float, end: float) -> Any:
+    """Seconds of [begin, finish) inside [start, end), None ends meaning unbounded."""
+    low = case((and_(begin.is_not(None), begin > start), begin), else_=literal(start))
+    high = case((and_(finish.is_not(None), finish < end), finish), else_=literal(end))
+    return high - low
+
+
+def agent_rows(connection: Connection, *, start: float, end: float) -> list[dict[str, Any]]:
+    """`kpi.agent_performance`'s rows from the stored legs and spans (and the log's ring-no-answers and
+    survey answers), for the agents active in [start, end)."""
+    from reports.log import InteractionEvent  # the log's own table; reports.log imports this module
+
+    spans, legs, events = AgentSpan.__table__.c, AgentLeg.__table__.c, InteractionEvent.__table__.c
+    # which agent a device belongs to: the latest span that names it
+    device_agent: dict[str, str] = {}
+    latest = select(
+        spans.device, spans.agent, func.max(func.coalesce(spans.begin, -1e300)).label("at")
+    ).group_by(spans.device, spans.agent)
+    for row in sorted(connection.execute(latest).mappings(), key=lambda r: r["at"]):
+        if row["device"]:
+            device_agent[row["device"]] = row["agent"]
+
+    def agent_of(device: str) -> str:
+        return device_agent.get(device, device)
+
+    by_state: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    by_reason: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    overlap = _overlap_sql(spans.begin, spans.finish, start, end)
+    state_time = (
+        select(spans.agent, spans.state, spans.reason, func.sum(overlap).label("seconds"))
+        .where(
+            or_(spans.begin.is_(None), spans.begin < end), or_(spans.finish.is_(None), spans.finish > start)
+        )
+        .group_by(spans.agent, spans.state, spans.reason)
+    )
+    for row in connection.execute(state_time).mappings():
+        if row["seconds"] > 0:
+            by_state[row["agent"]][row["state"]] += row["seconds"]
+            if row["state"] == AgentStatus.PAUSED.value:
+                by_reason[row["agent"]][row["reason"]] += row["seconds"]
+
+    handled: dict[str, int] = defaultdict(int)
+    transfers: dict[str, int] = defaultdict(int)
+    talk: dict[str, float] = defaultdict(float)
+    hold: dict[str, float] = defaultdict(float)
+    ended_in = and_(legs.left_at.is_not(None), legs.left_at >= start, legs.left_at < end)
+    inside = and_(legs.connected_at >= start, legs.left_at.is_not(None), legs.left_at <= end)
+    whole = (
+        select(
+            legs.device,
+            _count(ended_in).label("handled"),
+            _count(and_(ended_in, legs.transferred)).label("transfers"),
+            func.coalesce(
+                func.sum(case((inside, legs.left_at - legs.connected_at - legs.hold_s), else_=0.0)), 0.0
+            ).label("talk"),
+            func.coalesce(func.sum(case((inside, legs.hold_s), else_=0.0)), 0.0).label("hold"),
+        )
+        .where(legs.connected_at < end, or_(legs.left_at.is_(None), legs.left_at >= start))
+        .group_by(legs.device)
+    )
+    for row in connection.execute(whole).mappings():
+        agent = agent_of(row["device"])
+        handled[agent] += row["handled"]
+        transfers[agent] += row["transfers"]
+        talk[agent] += row["talk"]
+        hold[agent] += row["hold"]
+    # legs cut by the period's edges (few): clipped exactly, holds and all
+    cut = select(AgentLeg.__table__).where(
+        legs.connected_at < end, or_(legs.left_at.is_(None), legs.left_at > start), ~inside
+    )
+    for row in connection.execute(cut).mappings():
+        leg, agent = _leg_of(row), agent_of(row["device"])
+        talk[agent] += leg.talk_in(start, end)
+        hold[agent] += leg.hold_in(start, end)
+
+    ring_no_answer: dict[str, int] = defaultdict(int)
+    rna = (
+        select(events.agent, func.count().label("n"))
+        .where(events.kind == "RingNoAnswer", events.at >= start, events.at < end)
+        .group_by(events.agent)
+    )
+    for row in connection.execute(rna).mappings():
+        ring_no_answer[agent_of(row["agent"])] += row["n"]
+    scores: dict[str, list[float]] = defaultdict(list)
+    surveys = (
+        select(events.agent, events.data)
+        .where(events.kind == "SurveyAnswered", events.at >= start, events.at < end)
+        .order_by(events.at, events.id)
+    )
+    for row in connection.execute(surveys).mappings():
+        overall = (row["data"] or {}).get("overall")
+        if overall is not None:
+            scores[agent_of(row["agent"])].append(float(overall))
+
+    agents = set(by_state) | set(handled) | set(talk) | set(ring_no_answer) | set(scores)
+    return [
+        agent_figures(
+            agent,
+            devices=sorted(dev for dev, owner in device_agent.items() if owner == agent),
+            handled=handled[agent],
+            talk=talk[agent],
+            hold=hold[agent],
+            transfers=transfers[agent],
+            by_state=by_state[agent],
+            by_reason=by_reason[agent],
+            ring_no_answer=ring_no_answer[agent],
+            scores=scores[agent],
+        )
+        for agent in sorted(agents)
+    ]
+
+
+def rebuild(connection: Connection, batch: int = 5000) -> int:
+    """Fold the whole log into the store tables again, in the order it was written; returns events folded."""
+    from reports.log import CallSummary, InteractionEvent
+
+    for entity in (StoredContact, AgentLeg, AgentSpan):
+        connection.execute(delete(entity))
+    table = InteractionEvent.__table__
+    summaries: dict[CallKey, CallSummary] = {}
+    folded, last = 0, -1
+    while True:
+        query = select(table).where(table.c.id > last).order_by(table.c.id).limit(batch)
+        rows = [dict(r) for r in connection.execute(query).mappings()]
+        if not rows:
+            break
+        keys = {(r["server"], r["call_id"]) for r in rows if r["call_id"]}
+        before = {k: (s.direction, s.dnis, s.tier) for k, s in summaries.items() if k in keys}
+        Materializer(connection).apply(rows, before)
+        for row in rows:
+            key = (row["server"], row["call_id"])
+            if row["call_id"] and row["kind"] not in ("AgentStateChanged", "AgentDeviceChanged"):
+                fields = {
+                    **row["data"],
+                    "kind": row["kind"],
+                    "at": row["at"],
+                    "queue": row["queue"],
+                    "agent": row["agent"],
+                }
+                summaries.setdefault(key, CallSummary(*key)).apply(fields)
+        folded += len(rows)
+        last = max(r["id"] for r in rows)
+    return folded
