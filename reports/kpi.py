@@ -169,11 +169,15 @@ class _CallFacts:
     tier: str = ""
 
 
+ContactListener = Callable[["Contact | None", "Contact"], None]
+
+
 class ContactFold:
     """Folds rows into contacts: each CallWaiting that is not a ring-no-answer requeue opens one."""
 
-    def __init__(self, settings: KpiSettings) -> None:
+    def __init__(self, settings: KpiSettings, listener: ContactListener | None = None) -> None:
         self.settings = settings
+        self.listener = listener  # told of each contact opened (old None) and each outcome
         self.contacts: list[Contact] = []
         self._calls: dict[CallKey, _CallFacts] = defaultdict(_CallFacts)
         self._latest: dict[CallKey, int] = {}  # index in `contacts` of each call's latest contact
@@ -235,9 +239,12 @@ class ContactFold:
         facts = self._calls[key]
         self._latest[key] = len(self.contacts)
         arrive = float(_get(row, "arrived_at", row["at"]))
-        self.contacts.append(
-            Contact(key[0], key[1], str(_get(row, "queue")), arrive, facts.direction, facts.dnis, facts.tier)
+        contact = Contact(
+            key[0], key[1], str(_get(row, "queue")), arrive, facts.direction, facts.dnis, facts.tier
         )
+        self.contacts.append(contact)
+        if self.listener is not None:
+            self.listener(None, contact)
 
     def _connected(self, key: CallKey, row: Row) -> None:
         # a second agent on an answered contact (attended transfer) is an agent leg, not a new answer
@@ -264,7 +271,7 @@ class ContactFold:
             return  # an outcome with no contact waiting (the rows start after its arrive)
         contact = self.contacts[index]
         wait = row["at"] - contact.arrive
-        self.contacts[index] = replace(
+        closed = self.contacts[index] = replace(
             contact,
             outcome=outcome,
             outcome_at=row["at"],
@@ -274,6 +281,8 @@ class ContactFold:
             deflected_to=deflected_to,
             deflect_reason=deflect_reason,
         )
+        if self.listener is not None:
+            self.listener(contact, closed)
 
 
 def contacts(rows: Iterable[Row], settings: KpiSettings = DEFAULT_SETTINGS) -> list[Contact]:
