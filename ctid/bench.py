@@ -213,4 +213,8 @@ def run_bench(what: str, args: argparse.Namespace) -> dict[str, Any]:
         from ctid.bench_routing import bench_routing
 
         return bench_routing(args)
+    if what == "reports":
+        from ctid.bench_reports import bench_reports
+
+        return bench_reports(args)
     raise ValueError(f"unknown benchmark {what}")

@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     bench = sub.add_parser("bench", help="benchmarks, printing JSON")
-    bench.add_argument("what", choices=["ingest", "routing"])
+    bench.add_argument("what", choices=["ingest", "routing", "reports"])
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--events", type=int, default=200_000)
     bench.add_argument("--seed", type=int, default=1)
@@ -265,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--load", type=float, default=0.95, help="routing: offered load per agent (rho)")
     bench.add_argument("--mix", default="0.10,0.30,0.60", help="routing: shares of tiers A,B,C")
     bench.add_argument("--hours", type=float, default=8.0, help="routing: hours of simulated traffic")
+    bench.add_argument("--calls", type=int, default=1_000_000, help="reports: calls in the 30-day log")
     bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -49,7 +49,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ctid.db import Base, make_engine
 from ctid.errors import CtidError
 from ctid.state.domain import DomainEvent
-from reports.store import STORE_TABLES, Materializer
+from reports.store import STORE_TABLES, Materializer, upsert
 
 log = structlog.get_logger("reports.log")
 
@@ -316,6 +316,45 @@ def _db_error(exc: SQLAlchemyError) -> dict[str, str]:
     return {"error": type(cause).__name__, "detail": (str(cause).splitlines() or [""])[0][:200]}
 
 
+_EVENT_COLUMNS = (
+    "event_id",
+    "at",
+    "server",
+    "call_id",
+    "leg",
+    "kind",
+    "queue",
+    "agent",
+    "campaign",
+    "tier",
+    "data",
+)
+
+
+def _copy_events(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """PostgreSQL: COPY the batch into a scratch table, then insert what is new in one statement, in order.
+
+    A multi-row INSERT of thousands of rows costs more to build and parse than to run; COPY streams them.
+    """
+    columns = ", ".join(_EVENT_COLUMNS)
+    connection.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS ctid_event_batch (ord integer, event_id text, at double precision, "
+        "server text, call_id text, leg text, kind text, queue text, agent text, campaign text, tier text, "
+        "data json) ON COMMIT DELETE ROWS"
+    )
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY ctid_event_batch (ord, {columns}) FROM STDIN") as copy:
+        for ord_, row in enumerate(rows):
+            copy.write_row(
+                (ord_, *(json.dumps(row["data"]) if c == "data" else row[c] for c in _EVENT_COLUMNS))
+            )
+    inserted = connection.exec_driver_sql(
+        f"INSERT INTO interaction_events ({columns}) SELECT {columns} FROM ctid_event_batch ORDER BY ord "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    )
+    return {event_id for (event_id,) in inserted}
+
+
 class InteractionLog:
     """Writes every recorded event to the log tables in batches, through a spool file when the DB is away.
 
@@ -510,6 +549,8 @@ class InteractionLog:
         """The event_ids actually inserted: one already stored is left alone and not returned."""
         if not rows:
             return set()
+        if connection.dialect.name == "postgresql":
+            return _copy_events(connection, rows)
         insert = _insert(connection, InteractionEvent)
         statement = insert.on_conflict_do_nothing(index_elements=["event_id"]).returning(
             InteractionEvent.event_id
@@ -518,15 +559,7 @@ class InteractionLog:
 
     @staticmethod
     def _upsert_calls(connection: Connection, calls: list[CallSummary]) -> None:
-        if not calls:
-            return
-        insert = _insert(connection, Interaction)
-        keys = ["server", "call_id"]
-        columns = [c.name for c in Interaction.__table__.columns if c.name not in keys]
-        statement = insert.on_conflict_do_update(
-            index_elements=keys, set_={c: insert.excluded[c] for c in columns}
-        )
-        connection.execute(statement, [dataclasses.asdict(call) for call in calls])
+        upsert(connection, Interaction, [dataclasses.asdict(call) for call in calls])
 
     @staticmethod
     def _upsert_gaps(connection: Connection, gaps: list[dict[str, Any]]) -> None:

@@ -10,6 +10,7 @@ turns them into figures with the very functions the in-memory path uses (`kpi.qu
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -20,8 +21,10 @@ from sqlalchemy import (
     Boolean,
     Connection,
     Double,
+    Index,
     Integer,
     String,
+    Table,
     and_,
     case,
     cast,
@@ -32,7 +35,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
@@ -108,23 +111,44 @@ class AgentSpan(Base):
     state: Mapped[str] = mapped_column(String)
     reason: Mapped[str] = mapped_column(String)
     begin: Mapped[float | None] = mapped_column(Double, index=True)
-    finish: Mapped[float | None] = mapped_column(Double, index=True)
+    finish: Mapped[float | None] = mapped_column(Double)
+
+    # the writer looks up each agent's open span (finish NULL) with every batch
+    __table_args__ = (Index("ix_agent_spans_agent_finish", "agent", "finish"),)
 
 
 STORE_TABLES = frozenset({"contacts", "agent_legs", "agent_spans"})
 
 
-def _insert(connection: Connection, entity: type[Base]) -> sqlite.Insert | postgresql.Insert:
-    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(entity)
+def upsert(connection: Connection, entity: type[Base], rows: list[dict[str, Any]]) -> None:
+    """Insert rows, or update the stored row with the same key.
 
-
-def _upsert(connection: Connection, entity: type[Base], rows: list[dict[str, Any]]) -> None:
+    On PostgreSQL the rows are COPYed into a scratch table and merged in one statement: a multi-row
+    INSERT of thousands of rows costs more to build and parse than to run.
+    """
     if not rows:
         return
-    insert = _insert(connection, entity)
-    table = entity.__table__
+    table: Table = entity.__table__  # type: ignore[assignment]
     keys = [c.name for c in table.primary_key]
     columns = [c.name for c in table.columns if c.name not in keys]
+    if connection.dialect.name == "postgresql":
+        names = [*keys, *columns]
+        scratch = f"ctid_batch_{table.name}"
+        connection.exec_driver_sql(
+            f"CREATE TEMP TABLE IF NOT EXISTS {scratch} (LIKE {table.name}) ON COMMIT DELETE ROWS"
+        )
+        json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY {scratch} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(tuple(json.dumps(row[n]) if n in json_columns else row[n] for n in names))
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
+        connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)} FROM {scratch} "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+        )
+        return
+    insert = sqlite.insert(entity)
     connection.execute(
         insert.on_conflict_do_update(index_elements=keys, set_={c: insert.excluded[c] for c in columns}), rows
     )
@@ -226,27 +250,15 @@ class Materializer:
         self, fold: ContactFold, keys: list[CallKey], calls: Mapping[CallKey, tuple[str, str, str]]
     ) -> dict[CallKey, int]:
         table = StoredContact.__table__
-        latest = (
-            select(table.c.server, table.c.call_id, func.max(table.c.seq).label("seq"))
-            .group_by(table.c.server, table.c.call_id)
-            .subquery()
-        )
 
         def query(chunk: list[CallKey]) -> Any:
-            return (
-                select(table)
-                .join(
-                    latest,
-                    and_(
-                        table.c.server == latest.c.server,
-                        table.c.call_id == latest.c.call_id,
-                        table.c.seq == latest.c.seq,
-                    ),
-                )
-                .where(tuple_(table.c.server, table.c.call_id).in_(chunk))
-            )
+            return select(table).where(tuple_(table.c.server, table.c.call_id).in_(chunk))
 
-        stored = {(r["server"], r["call_id"]): r for r in _in_chunks(self.connection, query, keys)}
+        stored: dict[CallKey, Any] = {}
+        for row in _in_chunks(self.connection, query, keys):  # a call has a contact or two: keep the latest
+            key = (row["server"], row["call_id"])
+            if key not in stored or row["seq"] > stored[key]["seq"]:
+                stored[key] = row
         first: dict[CallKey, int] = {}
         for key in keys:
             row = stored.get(key)
@@ -262,7 +274,7 @@ class Materializer:
             key = (contact.server, contact.call_id)
             rows.append(_contact_row(contact, seq[key]))
             seq[key] += 1
-        _upsert(self.connection, StoredContact, rows)
+        upsert(self.connection, StoredContact, rows)
 
     def _seed_legs(self, fold: AgentFold, keys: list[CallKey]) -> None:
         table = AgentLeg.__table__
@@ -286,7 +298,7 @@ class Materializer:
         for leg in legs:  # in the order the fold made them: a call's seeded legs, then its new ones
             rows.append(_leg_row(leg.call, seq[leg.call], leg))
             seq[leg.call] += 1
-        _upsert(self.connection, AgentLeg, rows)
+        upsert(self.connection, AgentLeg, rows)
 
     def _seed_spans(self, fold: AgentFold, agents: list[str]) -> tuple[dict[str, int], dict[str, list[str]]]:
         table = AgentSpan.__table__
@@ -325,7 +337,7 @@ class Materializer:
                         "finish": _bound(span.finish, INF),
                     }
                 )
-        _upsert(self.connection, AgentSpan, rows)
+        upsert(self.connection, AgentSpan, rows)
 
 
 # ---- reading: sums and counts for the reports ----------------------------------------------------------

@@ -15,6 +15,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, select
 
 from ctid.db import Base
+from ctid.pgtemp import PostgresServer
 from ctid.state import domain as d
 from reports.log import (
     LOG_TABLES,
@@ -27,7 +28,6 @@ from reports.log import (
     open_engine,
     upgrade_database,
 )
-from tests.conftest import PostgresServer
 
 T0 = 1_795_402_800.0
 CALLER = "13800138000"

@@ -71,8 +71,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("agent", "seq"),
         if_not_exists=True,
     )
-    for column in ("begin", "finish"):
-        op.create_index(f"ix_agent_spans_{column}", "agent_spans", [column], if_not_exists=True)
+    op.create_index("ix_agent_spans_begin", "agent_spans", ["begin"], if_not_exists=True)
+    op.create_index("ix_agent_spans_agent_finish", "agent_spans", ["agent", "finish"], if_not_exists=True)
     from reports.store import rebuild
 
     rebuild(op.get_bind())
