@@ -119,10 +119,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     url = args.db
     settings = KpiSettings()
+    targets = None
     config_path = Path(args.config)
     if url is None or config_path.exists():
         try:
             config = load_config(config_path)
+            targets = config.reports.target_bounds()
             if config.routing is not None:  # each queue's service level threshold T
                 queues = load_routing(config.routing).queues
                 settings = KpiSettings(
@@ -148,6 +150,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             interval_s=args.interval * 60,
             timezone=args.timezone,
             settings=settings,
+            targets=targets,
         )
     except (ReportError, ValueError, ZoneInfoNotFoundError) as exc:  # an unknown --timezone too
         print(f"report: {exc}", file=sys.stderr)

@@ -97,6 +97,42 @@ class WallboardSettings(_Settings):
     short_abandon_s: float = Field(default=5.0, ge=0)
 
 
+class TargetBand(_Settings):
+    """A KPI target: at least `min`, at most `max`, or between them."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> TargetBand:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min is above max")
+        return self
+
+
+def _default_targets() -> dict[str, TargetBand]:
+    return {
+        "service_level": TargetBand(min=0.80),
+        "abandon_rate": TargetBand(max=0.05),
+        "asa_s": TargetBand(max=30.0),
+        "occupancy": TargetBand(min=0.75, max=0.85),
+    }
+
+
+class ReportSettings(_Settings):
+    """The `kpi` report's targets (any queue-summary figure, or occupancy), against the actuals."""
+
+    targets: dict[str, TargetBand] = Field(default_factory=_default_targets)
+
+    def target_bounds(self) -> dict[str, dict[str, float]]:
+        return {
+            name: {k: v for k, v in (("min", band.min), ("max", band.max)) if v is not None}
+            for name, band in self.targets.items()
+        }
+
+
 class CtidConfig(_Settings):
     """Everything in config/ctid.yaml."""
 
@@ -112,6 +148,7 @@ class CtidConfig(_Settings):
     # routing.yaml (queues, agents, priorities), relative to this file; none: ctid watches but does not route
     routing: str | None = None
     wallboard: WallboardSettings = WallboardSettings()
+    reports: ReportSettings = ReportSettings()
 
     @field_validator("asterisk")
     @classmethod

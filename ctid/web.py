@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -136,8 +138,12 @@ async def api_report(request: web.Request) -> web.Response:
     ctid = _ctid(request)
     query = request.query
     now = ctid.clock.now()
+    timezone = query.get("timezone", ctid.config.wallboard.timezone)
     try:
-        start = float(query.get("from", now - 86400))
+        # as `ctid report`: from the local midnight of the report's time zone, to now
+        zone = ZoneInfo(timezone)
+        midnight = datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = float(query.get("from", midnight.timestamp()))
         end = float(query.get("to", now))
         interval_s = float(query.get("interval", 30)) * 60
         fmt = query.get("format", "json")
@@ -150,8 +156,9 @@ async def api_report(request: web.Request) -> web.Response:
             queue=query.get("queue"),
             agent=query.get("agent"),
             interval_s=interval_s,
-            timezone=query.get("timezone", ctid.config.wallboard.timezone),
+            timezone=timezone,
             settings=ctid.wallboard.settings if ctid.wallboard is not None else None,
+            targets=ctid.config.reports.target_bounds(),
         )
         if fmt == "json":
             return web.json_response(result, dumps=_dumps)
@@ -162,7 +169,7 @@ async def api_report(request: web.Request) -> web.Response:
             if "unknown report" in str(exc)
             else web.HTTPBadRequest(text=str(exc))
         ) from None
-    except ValueError as exc:
+    except (ZoneInfoNotFoundError, ValueError) as exc:
         raise web.HTTPBadRequest(text=f"from/to are epoch seconds, interval minutes: {exc}") from None
     content_type = {"html": "text/html", "csv": "text/csv"}.get(fmt, "text/plain")
     return web.Response(text=body, content_type=content_type)

@@ -33,6 +33,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     tuple_,
 )
 from sqlalchemy.dialects import sqlite
@@ -113,8 +114,15 @@ class AgentSpan(Base):
     begin: Mapped[float | None] = mapped_column(Double, index=True)
     finish: Mapped[float | None] = mapped_column(Double)
 
-    # the writer looks up each agent's open span (finish NULL) with every batch
-    __table_args__ = (Index("ix_agent_spans_agent_finish", "agent", "finish"),)
+    # the writer looks up each agent's open span with every batch: a partial index holds just those
+    __table_args__ = (
+        Index(
+            "ix_agent_spans_open",
+            "agent",
+            postgresql_where=text("finish IS NULL"),
+            sqlite_where=text("finish IS NULL"),
+        ),
+    )
 
 
 STORE_TABLES = frozenset({"contacts", "agent_legs", "agent_spans"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import Engine, insert
 
 from ctid.cli import main
+from ctid.config import ReportSettings
 from ctid.state import domain as d
 from ctid.web import make_app
 from reports.log import CallSummary, DataGap, InteractionEvent, event_row, open_engine, upgrade_database
@@ -220,6 +222,26 @@ def test_cli_reads_the_database_and_each_queues_t_from_ctid_yaml(db: str, tmp_pa
     assert summary["sales"]["offered"] == 5
 
 
+def test_cli_kpi_targets_come_from_ctid_yaml(db: str, tmp_path: Path) -> None:
+    """The `reports.targets` of ctid.yaml are what `ctid report kpi` holds the actuals against."""
+    sample = (ROOT / "config" / "ctid.yaml").read_text(encoding="utf-8")
+    ours = "reports:\n  targets:\n    service_level: {min: 0.4}\n    asa_s: {max: 20}\n"
+    sample = re.sub(r"^reports:\n(  .*\n)+", ours, sample, flags=re.MULTILINE)
+    assert ours in sample
+    lines = [f"database: {db}" if line.startswith("database:") else line for line in sample.splitlines()]
+    (tmp_path / "ctid.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "routing.yaml").write_bytes((ROOT / "config" / "routing.yaml").read_bytes())
+    period = ["--from", "2026-11-20T09:00:00+00:00", "--to", "2026-11-20T10:00:00+00:00"]
+    result = cli_json("", "kpi", *period, config=str(tmp_path / "ctid.yaml"))
+    targets = by(result["targets"], "kpi")
+    assert set(targets) == {"service_level", "asa_s"}
+    assert targets["service_level"]["target"] == {"min": 0.4}
+    assert targets["asa_s"]["target"] == {"max": 20.0}
+    assert targets["asa_s"]["actual"] is not None and targets["asa_s"]["met"] == (
+        targets["asa_s"]["actual"] <= 20
+    )
+
+
 def test_cli_writes_output_and_refuses_bad_periods(
     db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -375,7 +397,7 @@ def fake_ctid(engine: Engine) -> Any:
     return SimpleNamespace(
         clock=SimpleNamespace(now=lambda: END),
         interaction_log=SimpleNamespace(engine=engine),
-        config=SimpleNamespace(wallboard=SimpleNamespace(timezone="UTC")),
+        config=SimpleNamespace(wallboard=SimpleNamespace(timezone="UTC"), reports=ReportSettings()),
         wallboard=None,
     )
 

@@ -72,7 +72,14 @@ def upgrade() -> None:
         if_not_exists=True,
     )
     op.create_index("ix_agent_spans_begin", "agent_spans", ["begin"], if_not_exists=True)
-    op.create_index("ix_agent_spans_agent_finish", "agent_spans", ["agent", "finish"], if_not_exists=True)
+    op.create_index(
+        "ix_agent_spans_open",
+        "agent_spans",
+        ["agent"],
+        postgresql_where=sa.text("finish IS NULL"),
+        sqlite_where=sa.text("finish IS NULL"),
+        if_not_exists=True,
+    )
     from reports.store import rebuild
 
     rebuild(op.get_bind())
