@@ -155,7 +155,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except (ReportError, ValueError, ZoneInfoNotFoundError) as exc:  # an unknown --timezone too
         print(f"report: {exc}", file=sys.stderr)
         return 1
-    text = render(args.name, result, args.format)
+    text = render(args.name, result, args.format, args.timezone)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:

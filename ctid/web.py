@@ -162,7 +162,7 @@ async def api_report(request: web.Request) -> web.Response:
         )
         if fmt == "json":
             return web.json_response(result, dumps=_dumps)
-        body = render(request.match_info["name"], result, fmt)
+        body = render(request.match_info["name"], result, fmt, timezone)
     except ReportError as exc:
         raise (
             web.HTTPNotFound(text=str(exc))

@@ -13,6 +13,7 @@ import io
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -197,9 +198,14 @@ def _gaps(result: Any) -> list[dict[str, Any]]:
     return [found[key] for key in sorted(found, key=lambda k: (k[1], k[0]))]
 
 
-def _cell(key: str, value: Any) -> str:
+TIME_COLUMNS = frozenset({"interval_start", "interval_end"})
+
+
+def _cell(key: str, value: Any, zone: ZoneInfo) -> str:
     if value is None:
         return "-"
+    if key in TIME_COLUMNS and isinstance(value, int | float):
+        return datetime.fromtimestamp(value, zone).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, float):
         if key.endswith(("rate", "level", "occupancy", "utilization", "box")) or key.startswith("sl_"):
             return f"{value * 100:.1f}%"
@@ -209,7 +215,8 @@ def _cell(key: str, value: Any) -> str:
     return str(value)
 
 
-def render(name: str, result: Any, fmt: str) -> str:
+def render(name: str, result: Any, fmt: str, timezone: str = "UTC") -> str:
+    """The result as JSON, CSV (raw values), a text table or an HTML page (times local to `timezone`)."""
     if fmt == "json":
         return json.dumps(result, default=str, indent=2)
     rows = _table_rows(name, result)
@@ -226,7 +233,8 @@ def render(name: str, result: Any, fmt: str) -> str:
                 ]
             )
         return out.getvalue()
-    cells = [[_cell(c, row.get(c)) for c in columns] for row in rows]
+    zone = ZoneInfo(timezone)
+    cells = [[_cell(c, row.get(c), zone) for c in columns] for row in rows]
     if fmt == "table":
         widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
@@ -236,7 +244,7 @@ def render(name: str, result: Any, fmt: str) -> str:
             lines.append(f"data gaps (no AMI connection): {json.dumps(gaps, default=str)}")
         return "\n".join(lines) + "\n"
     if fmt == "html":
-        return _html(name, result, columns, cells)
+        return _html(name, result, columns, cells, zone)
     raise ReportError(f"unknown format {fmt!r} (one of: {', '.join(FORMATS)})")
 
 
@@ -287,14 +295,14 @@ def _line(title: str, labels: list[str], values: list[float]) -> str:
     )
 
 
-def _charts(name: str, result: Any) -> list[str]:
+def _charts(name: str, result: Any, zone: ZoneInfo) -> list[str]:
     num: Callable[[Any], float] = lambda v: float(v) if isinstance(v, int | float) else 0.0  # noqa: E731
     if name == "queue-summary" and result:
         labels = [r["queue"] for r in result]
         keys = ("offered", "answered", "abandoned")
         return [_bars("Contacts by queue", labels, {k: [num(r[k]) for r in result] for k in keys})]
     if name == "interval" and result:
-        labels = [str(r.get("interval_start")) for r in result]
+        labels = [_cell("interval_start", r.get("interval_start"), zone)[-5:] for r in result]
         return [
             _line("Offered per interval", labels, [num(r["offered"]) for r in result]),
             _line("Service level per interval", labels, [num(r["service_level"]) for r in result]),
@@ -324,7 +332,7 @@ def _charts(name: str, result: Any) -> list[str]:
     return []
 
 
-def _html(name: str, result: Any, columns: list[str], cells: list[list[str]]) -> str:
+def _html(name: str, result: Any, columns: list[str], cells: list[list[str]], zone: ZoneInfo) -> str:
     gaps = _gaps(result)
     shown = html.escape(json.dumps(gaps, default=str))
     warning = f'<p class="gap">Data gaps (ctid had no AMI connection): {shown}</p>' if gaps else ""
@@ -337,6 +345,6 @@ def _html(name: str, result: Any, columns: list[str], cells: list[list[str]]) ->
         "table{border-collapse:collapse}td,th{border:1px solid #cbd5e0;padding:4px 8px;text-align:right}"
         "th{background:#edf2f7}svg{max-width:760px;display:block;margin:12px 0}.gap{color:#c53030}"
         f"</style></head><body><h1>ctid report: {html.escape(name)}</h1>{warning}"
-        + "".join(_charts(name, result))
+        + "".join(_charts(name, result, zone))
         + f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></body></html>\n"
     )

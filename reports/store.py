@@ -36,7 +36,7 @@ from sqlalchemy import (
     text,
     tuple_,
 )
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
@@ -58,6 +58,8 @@ from reports.kpi import (
 from routing import AgentStatus
 
 CHUNK = 500  # keys per IN (...): SQLite allows 32,766 parameters, tuples take two each
+PERCENTILES = (50, 90, 95)  # of the answered contacts' waits (QueueTally.wait_p50 ...)
+REPORT_WORK_MEM = "64MB"  # PostgreSQL: a month's waits sort in memory, not on disk
 
 
 class StoredContact(Base):
@@ -388,7 +390,7 @@ def queue_tallies(
     callback = and_(deflected, c.deflected_to == "callback")
     keys: list[Any] = [c.queue.label("queue")]
     if interval_s is not None:
-        keys.insert(0, _slot(connection, c.arrive, start, interval_s).label("slot"))
+        keys.insert(0, _slot(connection, c.arrive, start, float(interval_s)).label("slot"))
     where = [c.arrive >= start, c.arrive < end]
     if inbound_only:
         where.append(c.direction != "outbound")
@@ -417,11 +419,33 @@ def queue_tallies(
         .where(*where)
         .group_by(*keys)
     )
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:  # nearest-rank percentiles in the same pass: percentile_disc is exactly that
+        connection.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+        sums = sums.add_columns(
+            func.percentile_disc(postgresql.array([p / 100 for p in PERCENTILES]))
+            .within_group(c.wait)
+            .filter(answered)
+            .label("percentiles")
+        )
     tallies: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in connection.execute(sums).mappings():
         group = tuple(row[k.name] for k in keys)
-        tallies[group] = {k: v for k, v in row.items() if k not in ("slot", "queue")}
-    # nearest-rank percentiles of the answered waits: the value at rank ceil(p * n / 100) of each group
+        fields = {k: v for k, v in row.items() if k not in ("slot", "queue", "percentiles")}
+        for p, value in zip(PERCENTILES, row.get("percentiles") or (), strict=False):
+            fields[f"wait_p{p}"] = value
+        tallies[group] = fields
+    if not postgres:
+        _ranked_percentiles(connection, keys, [*where, answered], tallies)
+    return {group: QueueTally(**{k: v for k, v in fields.items()}) for group, fields in tallies.items()}
+
+
+def _ranked_percentiles(
+    connection: Connection, keys: list[Any], where: list[Any], tallies: dict[tuple[Any, ...], dict[str, Any]]
+) -> None:
+    """Nearest-rank percentiles where SQL has no percentile_disc (SQLite): the value at rank
+    ceil(p * n / 100) of each group, picked with a window."""
+    c = StoredContact.__table__.c
     ranked = (
         select(
             *keys,
@@ -429,19 +453,18 @@ def queue_tallies(
             func.row_number().over(partition_by=keys, order_by=c.wait).label("rank"),
             func.count().over(partition_by=keys).label("n"),
         )
-        .where(*where, answered)
+        .where(*where)
         .subquery()
     )
     r = ranked.c
-    picks = {p: (p * r.n + 99) // 100 for p in (50, 90, 95)}
+    picks = [(p * r.n + 99) // 100 for p in PERCENTILES]
     group_cols = [r[k.name] for k in keys]
-    wanted = select(*group_cols, r.wait, r.rank, r.n).where(or_(*(r.rank == pick for pick in picks.values())))
+    wanted = select(*group_cols, r.wait, r.rank, r.n).where(or_(*(r.rank == pick for pick in picks)))
     for row in connection.execute(wanted).mappings():
         group = tuple(row[k.name] for k in keys)
-        for p in picks:
+        for p in PERCENTILES:
             if row["rank"] == max(1, math.ceil(p * row["n"] / 100)):
                 tallies[group][f"wait_p{p}"] = row["wait"]
-    return {group: QueueTally(**{k: v for k, v in fields.items()}) for group, fields in tallies.items()}
 
 
 def _overlap_sql(begin: Any, finish: Any, start: float, end: float) -> Any:
@@ -457,33 +480,36 @@ def agent_rows(connection: Connection, *, start: float, end: float) -> list[dict
     from reports.log import InteractionEvent  # the log's own table; reports.log imports this module
 
     spans, legs, events = AgentSpan.__table__.c, AgentLeg.__table__.c, InteractionEvent.__table__.c
-    # which agent a device belongs to: the latest span that names it
-    device_agent: dict[str, str] = {}
-    latest = select(
-        spans.device, spans.agent, func.max(func.coalesce(spans.begin, -1e300)).label("at")
-    ).group_by(spans.device, spans.agent)
-    for row in sorted(connection.execute(latest).mappings(), key=lambda r: r["at"]):
-        if row["device"]:
-            device_agent[row["device"]] = row["agent"]
-
-    def agent_of(device: str) -> str:
-        return device_agent.get(device, device)
-
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+    # one pass over the spans: time per state and reason in the period, and for each device the agent of
+    # the latest span that names it (which agent a device belongs to)
+    overlapping = and_(
+        or_(spans.begin.is_(None), spans.begin < end), or_(spans.finish.is_(None), spans.finish > start)
+    )
+    overlap = _overlap_sql(spans.begin, spans.finish, start, end)
+    per_span = select(
+        spans.agent,
+        spans.device,
+        spans.state,
+        spans.reason,
+        func.coalesce(func.sum(case((overlapping, overlap), else_=0.0)), 0.0).label("seconds"),
+        func.max(func.coalesce(spans.begin, -1e300)).label("latest"),
+    ).group_by(spans.agent, spans.device, spans.state, spans.reason)
     by_state: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     by_reason: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    overlap = _overlap_sql(spans.begin, spans.finish, start, end)
-    state_time = (
-        select(spans.agent, spans.state, spans.reason, func.sum(overlap).label("seconds"))
-        .where(
-            or_(spans.begin.is_(None), spans.begin < end), or_(spans.finish.is_(None), spans.finish > start)
-        )
-        .group_by(spans.agent, spans.state, spans.reason)
-    )
-    for row in connection.execute(state_time).mappings():
+    latest: dict[str, tuple[float, str]] = {}
+    for row in connection.execute(per_span).mappings():
+        if row["device"] and row["latest"] >= latest.get(row["device"], (-math.inf, ""))[0]:
+            latest[row["device"]] = (row["latest"], row["agent"])
         if row["seconds"] > 0:
             by_state[row["agent"]][row["state"]] += row["seconds"]
             if row["state"] == AgentStatus.PAUSED.value:
                 by_reason[row["agent"]][row["reason"]] += row["seconds"]
+    device_agent = {device: agent for device, (_, agent) in latest.items()}
+
+    def agent_of(device: str) -> str:
+        return device_agent.get(device, device)
 
     handled: dict[str, int] = defaultdict(int)
     transfers: dict[str, int] = defaultdict(int)
