@@ -44,12 +44,13 @@ RENAMED = ("agent", "device", "from_agent", "to_agent", "agent_channel")  # fiel
 REPORTS = {"queue_summary": "queue-summary", "interval": "interval", "agent_performance": "agent-performance"}
 
 
-def template_day(seed: int) -> tuple[list[d.DomainEvent], float, int]:
-    """One simulated day of a 100-agent center: its events, its first moment, and its calls."""
+def template_day(seed: int, agents: int = 100, hours: float = 8.0) -> tuple[list[d.DomainEvent], float, int]:
+    """One simulated day of the center: its events, its first moment, and its calls."""
     from ctid.bench_routing import ROUTING_YAML
 
     rules = priority_rules(load_routing(ROUTING_YAML))
-    result = RoutingSim(Scenario(seed=seed), Policy("ctid", Strategy.LEAST_OCCUPIED, rules)).run()
+    scenario = Scenario(agents=agents, hours=hours, seed=seed)
+    result = RoutingSim(scenario, Policy("ctid", Strategy.LEAST_OCCUPIED, rules)).run()
     calls = len({e.linkedid for e in result.events if isinstance(e, d.CallArrived)})
     return result.events, result.day[0], calls
 
@@ -121,13 +122,18 @@ def time_reports(url: str, start: float, settings: KpiSettings) -> dict[str, Any
 
         ms, result = _median_ms(run)
         out[key] = {"median_ms": ms, "rows": len(result)}
+        if key == "agent_performance":
+            out[key]["handled"] = sum(r["handled"] for r in result)
+        else:
+            out[key]["offered"] = sum(r["offered"] for r in result)
     return out
 
 
 def time_wallboard(events: list[d.DomainEvent], calls_per_day: int, calls: int) -> dict[str, Any]:
-    """The month's last day through a wallboard, then one refresh (median of 5, each rebuilt in full)."""
+    """The month's last full day through a wallboard, then one refresh (median of 5, each rebuilt in full)."""
     copies = max(1, math.ceil(calls / calls_per_day))
-    last_day = (copies - 1) // math.ceil(copies / DAYS)
+    per_day = math.ceil(copies / DAYS)
+    last_day = copies // per_day - 1 if copies >= per_day else 0  # the last day with all its copies
     today = [e for _, day, e in month(events, calls_per_day, calls) if day == last_day]
     now = max(e.at for e in today)
     agents = sorted({e.agent for e in today if isinstance(e, d.AgentStateChanged)})
@@ -164,13 +170,19 @@ def bench_reports(args: argparse.Namespace) -> dict[str, Any]:
     from ctid.pgtemp import PostgresUnavailable, throwaway_postgres
 
     started = time.perf_counter()
-    events, start, calls_per_day = template_day(args.seed)
+    events, start, calls_per_day = template_day(args.seed, args.agents, args.hours)
     copies = max(1, math.ceil(args.calls / calls_per_day))
     out: dict[str, Any] = {
         "calls": copies * calls_per_day,
         "events": copies * len(events),
         "days": DAYS,
-        "template": {"calls": calls_per_day, "events": len(events), "seed": args.seed},
+        "template": {
+            "calls": calls_per_day,
+            "events": len(events),
+            "seed": args.seed,
+            "agents": args.agents,
+            "hours": args.hours,
+        },
         "template_s": round(time.perf_counter() - started, 1),
     }
     settings = KpiSettings()
