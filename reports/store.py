@@ -388,6 +388,7 @@ def queue_tallies(
     answered, abandoned = c.outcome == Outcome.ANSWERED.value, c.outcome == Outcome.ABANDONED.value
     deflected = c.outcome == Outcome.DEFLECTED.value
     callback = and_(deflected, c.deflected_to == "callback")
+    short = c.wait < settings.short_abandon_s  # the report's setting, not the one the writer folded with
     keys: list[Any] = [c.queue.label("queue")]
     if interval_s is not None:
         keys.insert(0, _slot(connection, c.arrive, start, float(interval_s)).label("slot"))
@@ -400,11 +401,11 @@ def queue_tallies(
             func.count().label("offered"),
             _count(answered).label("answered"),
             _count(abandoned).label("abandoned"),
-            _count(and_(abandoned, c.short)).label("short_abandoned"),
+            _count(and_(abandoned, short)).label("short_abandoned"),
             _count(deflected).label("deflected"),
             _count(c.outcome == Outcome.OPEN.value).label("open"),
             _count(and_(answered, within)).label("answered_in_t"),
-            _count(and_(abandoned, ~c.short, ~within)).label("abandoned_over_t"),
+            _count(and_(abandoned, ~short, ~within)).label("abandoned_over_t"),
             _count(or_(answered, abandoned, callback)).label("removed"),
             _count(and_(or_(answered, abandoned, callback), within)).label("removed_in_t"),
             func.coalesce(func.sum(case((answered, c.wait), else_=0.0)), 0.0).label("answer_wait_sum"),

@@ -115,3 +115,12 @@ def test_a_simulated_day_with_holds_and_deflections_reports_as_the_fold_does(tmp
     assert {"RingNoAnswer", "CallHeld", "AgentStateChanged", "CallDeflected"} <= kinds, kinds
     assert assert_reports_agree(url, start - 60, start + 3 * 3600, settings) > 100
     assert_reports_agree(url, start + 1234.5, start + 4321.5, settings)
+    # a center that counts abandons under 12 s as short: the report's setting, whatever the writer used
+    longer = KpiSettings(short_abandon_s=12.0, service_level_s=settings.service_level_s)
+    assert_reports_agree(url, start - 60, start + 3 * 3600, longer)
+
+    def shorts(kpis: KpiSettings) -> int:
+        summary = run_report("queue-summary", url, start=start - 60, end=start + 3 * 3600, settings=kpis)
+        return sum(q["short_abandoned"] for q in summary)
+
+    assert shorts(longer) > shorts(settings)
