@@ -817,6 +817,11 @@ def histogram(values: Iterable[float], edges: Sequence[float]) -> list[dict[str,
     counts = [0] * len(edges)
     for value in values:
         counts[max(0, bisect_right(edges, value) - 1)] += 1
+    return histogram_of(counts, edges)
+
+
+def histogram_of(counts: Sequence[int], edges: Sequence[float]) -> list[dict[str, Any]]:
+    """A histogram's buckets from their counts, however counted."""
     return [
         {"from_s": edge, "to_s": edges[i + 1] if i + 1 < len(edges) else None, "count": counts[i]}
         for i, edge in enumerate(edges)
@@ -869,17 +874,35 @@ def inbound_summary(
         c for c in _contacts_in(rows, start, end, settings) if c.direction != d.Direction.OUTBOUND.value
     ]
 
-    def by(name: str, key: Callable[[Contact], Any], keys: Iterable[Any]) -> list[dict[str, Any]]:
-        return [{name: k, **queue_figures([c for c in inbound if key(c) == k], settings)} for k in keys]
+    def by(key: Callable[[Contact], Any]) -> dict[Any, QueueTally]:
+        groups: dict[Any, list[Contact]] = defaultdict(list)
+        for c in inbound:
+            groups[key(c)].append(c)
+        return {k: tally(group, settings) for k, group in groups.items()}
 
-    def hour(c: Contact) -> int:
-        return datetime.fromtimestamp(c.arrive, zone).hour
+    return inbound_of(
+        by(lambda c: c.dnis),
+        by(lambda c: c.tier),
+        by(lambda c: datetime.fromtimestamp(c.arrive, zone).hour),
+        settings=settings,
+        gaps=gaps_in(gaps, start, end),
+    )
 
+
+def inbound_of(
+    by_dnis: Mapping[str, QueueTally],
+    by_tier: Mapping[str, QueueTally],
+    by_hour: Mapping[int, QueueTally],
+    *,
+    settings: KpiSettings,
+    gaps: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """`inbound_summary` from the tallies per dialled number, tier and local hour, however counted."""
     return {
-        "by_dnis": by("dnis", lambda c: c.dnis, sorted({c.dnis for c in inbound})),
-        "by_tier": by("tier", lambda c: c.tier, sorted({c.tier for c in inbound})),
-        "by_hour": by("hour", hour, range(24)),
-        "data_gaps": gaps_in(gaps, start, end),
+        "by_dnis": [{"dnis": k, **queue_figures(by_dnis[k], settings)} for k in sorted(by_dnis)],
+        "by_tier": [{"tier": k, **queue_figures(by_tier[k], settings)} for k in sorted(by_tier)],
+        "by_hour": [{"hour": h, **queue_figures(by_hour.get(h, QueueTally()), settings)} for h in range(24)],
+        "data_gaps": gaps,
     }
 
 

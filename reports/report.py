@@ -1,7 +1,8 @@
 """`ctid report NAME` and `GET /api/reports/NAME`: the KPI functions over the interaction log, rendered.
 
-Rows are read from `start - LEAD_IN_S`: calls in progress and agents' states at the start of the period
-are then known, and the KPI functions count only what belongs to the period (METRICS.md).
+Every report reads what the log's writer folded as it wrote (`reports.store`: contacts, agent legs and
+spans), summed by SQL and turned into figures by `reports.kpi`, so a month costs a few queries, not a
+re-fold of its events. A contact counts in the period of its arrive, with the outcome it has now.
 """
 
 from __future__ import annotations
@@ -20,22 +21,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection, Engine
 
 from reports.kpi import (
+    TALK_EDGES_S,
+    WAIT_EDGES_S,
     KpiSettings,
+    QueueTally,
     active_agents,
-    agent_performance,
-    contacts,
-    distributions,
-    inbound_summary,
+    histogram_of,
+    inbound_of,
     intervals_of,
     kpi_targets,
     queue_figures,
     ranked,
     summary_of,
 )
-from reports.log import load_events, load_gaps, open_engine
-from reports.store import agent_rows, queue_tallies
+from reports.log import load_gaps, open_engine
+from reports.store import agent_rows, distribution_counts, queue_tallies
 
-LEAD_IN_S = 12 * 3600.0
 FORMATS = ("table", "csv", "json", "html")
 DEFAULT_TARGETS: dict[str, dict[str, float]] = {
     "service_level": {"min": 0.80},
@@ -49,11 +50,11 @@ class ReportError(ValueError):
     """A report that cannot be made as asked (unknown name, bad period)."""
 
 
-def _overall(rows: list[dict[str, Any]], start: float, end: float, settings: KpiSettings) -> dict[str, Any]:
+def _overall(connection: Connection, start: float, end: float, settings: KpiSettings) -> dict[str, Any]:
     """All queues together, plus the agents' occupancy, for the KPI targets."""
-    period = [c for c in contacts(rows, settings) if c.offered_in(start, end)]
-    figures = queue_figures(period, settings)
-    agents = agent_performance(rows, start=start, end=end)
+    tallies = queue_tallies(connection, start=start, end=end, settings=settings, by=())
+    figures = queue_figures(tallies.get((), QueueTally()), settings)
+    agents = agent_rows(connection, start=start, end=end)
     occupied = sum(a["occupied_s"] for a in agents)
     ready = sum(a["ready_s"] for a in agents)
     figures["occupancy"] = occupied / (occupied + ready) if occupied + ready else None
@@ -90,43 +91,57 @@ def run_report(
             raise ReportError(f"--{option} does not apply to {name} (it does to {usable})")
     settings = settings or KpiSettings()
     gaps = load_gaps(source, start, end)
-    result: Any
-    if name in STORED:
-        with _connect(source) as connection:
-            if name == "queue-summary":
-                tallies = queue_tallies(connection, start=start, end=end, settings=settings)
-                result = summary_of(
-                    {q: t for (q,), t in tallies.items()}, start=start, end=end, settings=settings, gaps=gaps
+    with _connect(source) as connection:
+        if name == "queue-summary":
+            tallies = queue_tallies(connection, start=start, end=end, settings=settings)
+            result: Any = summary_of(
+                {q: t for (q,), t in tallies.items()}, start=start, end=end, settings=settings, gaps=gaps
+            )
+        elif name == "interval":
+            slots = queue_tallies(connection, start=start, end=end, settings=settings, interval_s=interval_s)
+            result = intervals_of(
+                slots, start=start, end=end, interval_s=interval_s, settings=settings, gaps=gaps
+            )
+        elif name in ("agent-performance", "agent-comparison"):
+            table = active_agents(agent_rows(connection, start=start, end=end), gaps)
+            result = table if name == "agent-performance" else ranked(table)
+        elif name == "durations":
+            counts = distribution_counts(
+                connection, start=start, end=end, talk_edges_s=TALK_EDGES_S, wait_edges_s=WAIT_EDGES_S
+            )
+            return {
+                "talk": histogram_of(counts["talk"], TALK_EDGES_S),
+                "wait_answered": histogram_of(counts["wait_answered"], WAIT_EDGES_S),
+                "wait_abandoned": histogram_of(counts["wait_abandoned"], WAIT_EDGES_S),
+                "data_gaps": gaps,
+            }
+        elif name == "inbound-summary":
+
+            def by(column: str) -> dict[Any, QueueTally]:
+                found = queue_tallies(
+                    connection,
+                    start=start,
+                    end=end,
+                    settings=settings,
+                    by=(column,),
+                    inbound_only=True,
+                    timezone=timezone,
                 )
-            elif name == "interval":
-                slots = queue_tallies(
-                    connection, start=start, end=end, settings=settings, interval_s=interval_s
-                )
-                result = intervals_of(
-                    slots, start=start, end=end, interval_s=interval_s, settings=settings, gaps=gaps
-                )
-            else:
-                table = active_agents(agent_rows(connection, start=start, end=end), gaps)
-                result = table if name == "agent-performance" else ranked(table)
-        return _filtered(result, queue, agent)
-    lead = start - LEAD_IN_S if name != "kpi" else start - (end - start) - LEAD_IN_S
-    rows = load_events(source, lead, end)
-    if name == "durations":
-        return distributions(rows, start=start, end=end, gaps=gaps)
-    if name == "inbound-summary":
-        return inbound_summary(rows, start=start, end=end, timezone=timezone, settings=settings, gaps=gaps)
-    if name == "kpi":
-        before = start - (end - start)
-        return {
-            "period": {"from": start, "to": end, "previous_from": before},
-            "targets": kpi_targets(
-                _overall(rows, start, end, settings),
-                _overall(rows, before, start, settings),
-                targets or DEFAULT_TARGETS,
-            ),
-            "data_gaps": gaps,
-        }
-    raise ReportError(f"unknown report {name!r} (one of: {', '.join(REPORTS)})")
+                return {key: t for (key,), t in found.items()}
+
+            return inbound_of(by("dnis"), by("tier"), by("hour"), settings=settings, gaps=gaps)
+        else:  # kpi
+            before = start - (end - start)
+            return {
+                "period": {"from": start, "to": end, "previous_from": before},
+                "targets": kpi_targets(
+                    _overall(connection, start, end, settings),
+                    _overall(connection, before, start, settings),
+                    targets or DEFAULT_TARGETS,
+                ),
+                "data_gaps": gaps,
+            }
+    return _filtered(result, queue, agent)
 
 
 def _filtered(result: list[dict[str, Any]], queue: str | None, agent: str | None) -> list[dict[str, Any]]:
@@ -148,8 +163,6 @@ def _connect(source: str | Engine) -> Iterator[Connection]:
             engine.dispose()
 
 
-# reports read from what the log's writer folded as it wrote (reports.store), not from the events
-STORED = frozenset({"queue-summary", "interval", "agent-performance", "agent-comparison"})
 # the reports whose rows carry a queue or an agent, which --queue and --agent keep
 FILTERS: dict[str, tuple[str, ...]] = {
     "queue-summary": ("queue",),

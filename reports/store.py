@@ -14,7 +14,9 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     JSON,
@@ -357,6 +359,20 @@ def _count(condition: ColumnElement[bool]) -> Any:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
+def _local_hour(connection: Connection, column: Any, timezone: str) -> Any:
+    """The hour (0-23) of an epoch time on the clocks of `timezone`."""
+    if connection.dialect.name == "postgresql":
+        return cast(func.extract("hour", func.timezone(timezone, func.to_timestamp(column))), Integer)
+    zone = ZoneInfo(timezone)
+
+    def hour(at: float) -> int:
+        return datetime.fromtimestamp(at, zone).hour
+
+    raw = connection.connection.dbapi_connection
+    raw.create_function("ctid_local_hour", 1, hour, deterministic=True)  # type: ignore[union-attr]
+    return func.ctid_local_hour(column)
+
+
 def _slot(connection: Connection, column: Any, start: float, interval_s: float) -> Any:
     """The interval a time falls in, counted from `start` (times are >= start, so truncation floors)."""
     offset = (column - start) / interval_s
@@ -372,9 +388,13 @@ def queue_tallies(
     end: float,
     settings: KpiSettings,
     interval_s: float | None = None,
+    by: Sequence[str] = ("queue",),
     inbound_only: bool = False,
+    timezone: str = "UTC",
 ) -> dict[tuple[Any, ...], QueueTally]:
-    """The stored contacts that arrived in [start, end), tallied per queue, or per (interval, queue)."""
+    """The stored contacts that arrived in [start, end), tallied per group: `by` names contact columns
+    (queue, dnis, tier) or `hour` (the local hour of arrival in `timezone`); with `interval_s`, the
+    interval number comes first. `inbound_only` leaves dialer contacts out."""
     c = StoredContact.__table__.c
     threshold = (
         case(
@@ -389,7 +409,10 @@ def queue_tallies(
     deflected = c.outcome == Outcome.DEFLECTED.value
     callback = and_(deflected, c.deflected_to == "callback")
     short = c.wait < settings.short_abandon_s  # the report's setting, not the one the writer folded with
-    keys: list[Any] = [c.queue.label("queue")]
+    keys: list[Any] = [
+        _local_hour(connection, c.arrive, timezone).label("hour") if name == "hour" else c[name].label(name)
+        for name in by
+    ]
     if interval_s is not None:
         keys.insert(0, _slot(connection, c.arrive, start, float(interval_s)).label("slot"))
     where = [c.arrive >= start, c.arrive < end]
@@ -429,10 +452,11 @@ def queue_tallies(
             .filter(answered)
             .label("percentiles")
         )
+    group_names = {k.name for k in keys} | {"percentiles"}
     tallies: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in connection.execute(sums).mappings():
         group = tuple(row[k.name] for k in keys)
-        fields = {k: v for k, v in row.items() if k not in ("slot", "queue", "percentiles")}
+        fields = {k: v for k, v in row.items() if k not in group_names}
         for p, value in zip(PERCENTILES, row.get("percentiles") or (), strict=False):
             fields[f"wait_p{p}"] = value
         tallies[group] = fields
@@ -614,3 +638,44 @@ def rebuild(connection: Connection, batch: int = 5000) -> int:
         folded += len(rows)
         last = max(r["id"] for r in rows)
     return folded
+
+
+def _bucket(value: Any, edges: Sequence[float]) -> Any:
+    """The histogram bucket of a value, as `kpi.histogram` counts it: the last edge at or below it."""
+    return case(*((value < edge, i) for i, edge in enumerate(edges[1:])), else_=len(edges) - 1)
+
+
+def _counts(connection: Connection, query: Any, edges: Sequence[float]) -> list[int]:
+    counts = [0] * len(edges)
+    for bucket, n in connection.execute(query):
+        counts[bucket] += n
+    return counts
+
+
+def distribution_counts(
+    connection: Connection,
+    *,
+    start: float,
+    end: float,
+    talk_edges_s: Sequence[float],
+    wait_edges_s: Sequence[float],
+) -> dict[str, list[int]]:
+    """`kpi.distributions`' bucket counts: talk of the agent legs ended in [start, end), waits of the
+    contacts arrived in it, answered and abandoned apart."""
+    legs, c = AgentLeg.__table__.c, StoredContact.__table__.c
+    talk = _bucket(legs.left_at - legs.connected_at - legs.hold_s, talk_edges_s)
+    talks = (
+        select(talk, func.count())
+        .where(legs.left_at.is_not(None), legs.left_at >= start, legs.left_at < end)
+        .group_by(talk)
+    )
+    out = {"talk": _counts(connection, talks, talk_edges_s)}
+    wait = _bucket(c.wait, wait_edges_s)
+    for key, outcome in (("wait_answered", Outcome.ANSWERED), ("wait_abandoned", Outcome.ABANDONED)):
+        waits = (
+            select(wait, func.count())
+            .where(c.arrive >= start, c.arrive < end, c.outcome == outcome.value, c.wait.is_not(None))
+            .group_by(wait)
+        )
+        out[key] = _counts(connection, waits, wait_edges_s)
+    return out

@@ -56,9 +56,15 @@ def assert_reports_agree(url: str, start: float, end: float, settings: KpiSettin
         "interval": kpi.interval_report(rows, start=start, end=end, interval_s=900, settings=settings),
         "agent-performance": kpi.agent_performance(rows, start=start, end=end),
         "agent-comparison": kpi.agent_comparison(rows, start=start, end=end),
+        "durations": kpi.distributions(rows, start=start, end=end),
+        "inbound-summary": kpi.inbound_summary(
+            rows, start=start, end=end, timezone="Asia/Kathmandu", settings=settings
+        ),
     }
     for name, expected in folded.items():
-        stored = run_report(name, url, start=start, end=end, interval_s=900, settings=settings)
+        stored = run_report(
+            name, url, start=start, end=end, interval_s=900, settings=settings, timezone="Asia/Kathmandu"
+        )
         same(stored, expected, name)
     return sum(q["offered"] for q in folded["queue-summary"])
 
