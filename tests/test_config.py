@@ -124,7 +124,10 @@ def test_the_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch)
 def test_unknown_key_points_at_the_key() -> None:
     error = only_error(GOOD + "colour: blue\n")
     assert error.startswith("conf/ctid.yaml:7:1: colour: unknown key 'colour'")
-    assert "expected one of: agi, asterisk, database, log, redis, reports, routing, spool, wallboard, web" in error
+    assert (
+        "expected one of: agi, asterisk, database, log, redis, reports, routing, spool, wallboard, web"
+        in error
+    )
 
 
 def test_a_typo_in_a_key_suggests_the_right_one() -> None:
