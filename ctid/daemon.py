@@ -176,6 +176,8 @@ class Ctid:
         from ctid.web import start_web
 
         await self.interaction_log.start()
+        if self.wallboard is not None:
+            await self._resume_wallboard(self.wallboard)
         await self.ivr.start()
         self.web_runner, self.web_port = await start_web(self, self.config.web.host, self.config.web.port)
         for state in self.servers.values():
@@ -190,6 +192,23 @@ class Ctid:
         if self.wallboard is not None:
             self.wallboard.start()
         log.info("ctid_started", web_port=self.web_port, agi_port=self.ivr.port, servers=list(self.servers))
+
+    async def _resume_wallboard(self, wallboard: Wallboard) -> None:
+        """Today's figures survive a restart: the wallboard takes up today's contacts from the store."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from reports.store import contacts_since
+
+        def load() -> list[Any]:
+            with self.interaction_log.engine.connect() as connection:
+                return contacts_since(connection, self.clock.now() - 86_400)
+
+        try:
+            taken = wallboard.resume(await asyncio.to_thread(load))
+        except SQLAlchemyError as exc:  # the database is away: today starts from what comes now
+            log.warning("wallboard_resume_failed", error=type(exc).__name__)
+        else:
+            log.info("wallboard_resumed", contacts=taken)
 
     async def stop(self) -> None:
         self._stopping = True

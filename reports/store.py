@@ -197,7 +197,7 @@ def _contact_row(contact: Contact, seq: int) -> dict[str, Any]:
     }
 
 
-def _contact_of(row: Mapping[str, Any]) -> Contact:
+def _contact_of(row: Mapping[str, Any] | RowMapping) -> Contact:
     fields = {k: v for k, v in row.items() if k != "seq"}
     return Contact(**{**fields, "outcome": Outcome(row["outcome"])})
 
@@ -679,3 +679,10 @@ def distribution_counts(
         )
         out[key] = _counts(connection, waits, wait_edges_s)
     return out
+
+
+def contacts_since(connection: Connection, start: float) -> list[Contact]:
+    """The stored contacts that arrived at or after `start`, oldest first (a wallboard resuming today)."""
+    table = StoredContact.__table__
+    query = select(table).where(table.c.arrive >= start).order_by(table.c.arrive)
+    return [_contact_of(row) for row in connection.execute(query).mappings()]

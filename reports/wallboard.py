@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -150,6 +150,25 @@ class Wallboard:
             self.worklist.clear()
             self._handled.clear()
             self._dirty = True
+
+    def resume(self, contacts: Iterable[Contact]) -> int:
+        """Take up today's contacts from the store after a restart: closed ones counted, open ones folded
+        on as their outcomes come. Returns the contacts taken."""
+        self._roll_day(self.clock())
+        taken = 0
+        for contact in contacts:
+            if contact.arrive < self._day_start:
+                continue
+            taken += 1
+            if contact.outcome is Outcome.OPEN:
+                key = (contact.server, contact.call_id)
+                self._today.seed(key, contact.direction, contact.dnis, contact.tier, contact)
+                self._count(None, contact)
+            else:
+                self._count(None, replace(contact, outcome=Outcome.OPEN))
+                self._count(replace(contact, outcome=Outcome.OPEN), contact)
+        self._dirty = True
+        return taken
 
     def _count(self, old: Contact | None, new: Contact) -> None:
         """Today's tally of a queue kept as contacts open and close: a refresh reads it, never re-folds."""

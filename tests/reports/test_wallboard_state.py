@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from ctid.state import domain as d
+from reports.log import InteractionLog, open_engine
+from reports.store import contacts_since
 from reports.wallboard import Wallboard
 
-T0 = 1_795_420_800.0  # 2026-11-23 00:00 UTC
+T0 = 1_795_420_800.0  # 2026-11-23 08:00 UTC
+
+
+class Recorder:
+    """Keeps the events a test plays, to play them again elsewhere (the log's writer)."""
+
+    def __init__(self) -> None:
+        self.events: list[d.DomainEvent] = []
+
+    def on_event(self, server: str, event: d.DomainEvent) -> None:
+        self.events.append(event)
 
 
 def board() -> Wallboard:
@@ -18,7 +32,7 @@ def board() -> Wallboard:
     return Wallboard(views=lambda: (queues, []), clock=lambda: T0 + 3600)
 
 
-def abandon(w: Wallboard, linkedid: str, number: str, wait: float, at: float) -> None:
+def abandon(w: Wallboard | Recorder, linkedid: str, number: str, wait: float, at: float) -> None:
     w.on_event(
         "pbx1",
         d.CallArrived(at, linkedid, linkedid, "PJSIP/trunk-1", d.Direction.INBOUND, number, "", "4000"),
@@ -49,3 +63,47 @@ def test_abandoned_callers_make_a_worklist_until_handled_or_reached() -> None:
     )
     w.on_event("pbx1", d.CallConnected(T0 + 310, "c4", "PJSIP/1001", "PJSIP/1001-1", "sales", 10.0))
     assert json.loads(w.refresh() or "{}")["worklist"] == []
+
+
+def test_a_restarted_wallboard_takes_up_todays_contacts_and_counts_the_open_ones_when_they_end(
+    tmp_path: Path,
+) -> None:
+    """Today's figures come back after a restart from what the log's writer stored, open contacts too."""
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    before = board()
+    recorder = Recorder()
+    abandon(recorder, "c1", "13900000001", 40.0, T0 + 60)
+    abandon(recorder, "c2", "13900000002", 2.0, T0 + 120)
+    events = [
+        *recorder.events,
+        d.CallArrived(T0 + 200, "c3", "c3", "PJSIP/trunk-3", d.Direction.INBOUND, "13900000003", "", "4000"),
+        d.CallWaiting(T0 + 200, "c3", "c3", "sales", T0 + 200, False),
+        d.CallArrived(
+            T0 - 30_000, "c0", "c0", "PJSIP/trunk-0", d.Direction.INBOUND, "13900000000", "", "4000"
+        ),
+        d.CallWaiting(T0 - 30_000, "c0", "c0", "sales", T0 - 30_000, False),  # yesterday (UTC)
+    ]
+    for event in events:
+        before.on_event("pbx1", event)
+
+    async def write() -> None:
+        log = InteractionLog(url, tmp_path / "spool.jsonl")
+        await log.start()
+        for event in events:
+            log.record("pbx1", event)
+        await log.close()
+
+    asyncio.run(write())
+    after = board()
+    engine = open_engine(url)
+    with engine.connect() as connection:
+        assert after.resume(contacts_since(connection, T0 - 86_400)) == 3
+    engine.dispose()
+    assert json.loads(after.first_message())["queues"] == json.loads(before.first_message())["queues"]
+    # the caller still waiting at the restart is answered after it: counted as answered, within T
+    answer = d.CallConnected(T0 + 210, "c3", "PJSIP/1001", "PJSIP/1001-1", "sales", 10.0)
+    for w in (before, after):
+        w.on_event("pbx1", answer)
+    (tile,) = json.loads(after.refresh() or "{}")["queues"]
+    assert (tile["offered"], tile["answered"], tile["service_level"]) == (3, 1, 0.5)
+    assert json.loads(before.refresh() or "{}")["queues"] == [tile]
