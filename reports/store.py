@@ -64,6 +64,14 @@ PERCENTILES = (50, 90, 95)  # of the answered contacts' waits (QueueTally.wait_p
 REPORT_WORK_MEM = "64MB"  # PostgreSQL: a month's waits sort in memory, not on disk
 
 
+def _report_settings(connection: Connection) -> None:
+    """PostgreSQL, for this transaction: sorts and hashes in memory, and no JIT (compiling a report's
+    expressions costs more than it saves on a few million rows)."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+        connection.exec_driver_sql("SET LOCAL jit = off")
+
+
 class StoredContact(Base):
     """One queued contact (`kpi.Contact`): `seq` numbers a call's contacts from 0."""
 
@@ -444,8 +452,8 @@ def queue_tallies(
         .group_by(*keys)
     )
     postgres = connection.dialect.name == "postgresql"
+    _report_settings(connection)
     if postgres:  # nearest-rank percentiles in the same pass: percentile_disc is exactly that
-        connection.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
         sums = sums.add_columns(
             func.percentile_disc(postgresql.array([p / 100 for p in PERCENTILES]))
             .within_group(c.wait)
@@ -505,8 +513,7 @@ def agent_rows(connection: Connection, *, start: float, end: float) -> list[dict
     from reports.log import InteractionEvent  # the log's own table; reports.log imports this module
 
     spans, legs, events = AgentSpan.__table__.c, AgentLeg.__table__.c, InteractionEvent.__table__.c
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+    _report_settings(connection)
     # one pass over the spans: time per state and reason in the period, and for each device the agent of
     # the latest span that names it (which agent a device belongs to)
     overlapping = and_(
