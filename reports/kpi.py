@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -334,38 +334,43 @@ class QueueTally:
     overflowed: int = 0
 
 
+def counts_of(contact: Contact, settings: KpiSettings = DEFAULT_SETTINGS) -> Counter[str]:
+    """What one contact adds to its group's `QueueTally` counts, judged by its own queue's T (the wallboard
+    adds and takes these back as contacts open and close; `tally` sums them)."""
+    within = int(contact.within(settings.threshold(contact.queue)))
+    counts: Counter[str] = Counter(offered=1)
+    outcome = contact.outcome
+    callback = outcome is Outcome.DEFLECTED and contact.deflected_to == "callback"
+    if outcome is Outcome.OPEN:
+        counts["open"] = 1
+    elif outcome is Outcome.ANSWERED:
+        counts.update(answered=1, answered_in_t=within)
+    elif outcome is Outcome.ABANDONED:
+        short = int(contact.short)
+        counts.update(abandoned=1, short_abandoned=short, abandoned_over_t=int(not short and not within))
+    else:
+        counts.update(deflected=1, overflowed=int(contact.overflowed))
+        if callback:
+            counts.update(callbacks_offered=1, callbacks_accepted=int(contact.callback_accepted))
+    if outcome in (Outcome.ANSWERED, Outcome.ABANDONED) or callback:  # Amazon Connect's "removed from queue"
+        counts.update(removed=1, removed_in_t=within)
+    return counts
+
+
 def tally(group: Sequence[Contact], settings: KpiSettings = DEFAULT_SETTINGS) -> QueueTally:
     """A group of contacts counted, each judged by its own queue's T."""
-    by_outcome: dict[Outcome, list[Contact]] = {o: [c for c in group if c.outcome is o] for o in Outcome}
-    answered, abandoned = by_outcome[Outcome.ANSWERED], by_outcome[Outcome.ABANDONED]
-    deflected = by_outcome[Outcome.DEFLECTED]
-    callbacks = [c for c in deflected if c.deflected_to == "callback"]
-    removed = answered + abandoned + callbacks
-
-    def within(c: Contact) -> bool:
-        return c.within(settings.threshold(c.queue))
-
-    answer_waits = _waits(answered)
+    counts: Counter[str] = Counter()
+    for contact in group:
+        counts.update(counts_of(contact, settings))
+    answer_waits = _waits(c for c in group if c.outcome is Outcome.ANSWERED)
     return QueueTally(
-        offered=len(group),
-        answered=len(answered),
-        abandoned=len(abandoned),
-        short_abandoned=sum(c.short for c in abandoned),
-        deflected=len(deflected),
-        open=len(by_outcome[Outcome.OPEN]),
-        answered_in_t=sum(map(within, answered)),
-        abandoned_over_t=sum(not c.short and not within(c) for c in abandoned),
-        removed=len(removed),
-        removed_in_t=sum(map(within, removed)),
+        **counts,
         answer_wait_sum=sum(answer_waits),
-        abandon_wait_sum=sum(_waits(abandoned)),
+        abandon_wait_sum=sum(_waits(c for c in group if c.outcome is Outcome.ABANDONED)),
         longest_wait=max(_waits(group), default=None),
         wait_p50=percentile(answer_waits, 50),
         wait_p90=percentile(answer_waits, 90),
         wait_p95=percentile(answer_waits, 95),
-        callbacks_offered=len(callbacks),
-        callbacks_accepted=sum(c.callback_accepted for c in callbacks),
-        overflowed=sum(c.overflowed for c in deflected),
     )
 
 

@@ -24,7 +24,7 @@ import structlog
 
 from ctid.metrics import ABANDON_RATIO, SERVICE_LEVEL, WAIT_SECONDS
 from ctid.state import domain as d
-from reports.kpi import Contact, ContactFold, KpiSettings, Outcome, QueueTally, queue_figures
+from reports.kpi import Contact, ContactFold, KpiSettings, Outcome, QueueTally, counts_of, queue_figures
 from reports.log import event_row
 
 log = structlog.get_logger("reports.wallboard")
@@ -173,21 +173,9 @@ class Wallboard:
     def _count(self, old: Contact | None, new: Contact) -> None:
         """Today's tally of a queue kept as contacts open and close: a refresh reads it, never re-folds."""
         counts = self._tallies.setdefault(new.queue, Counter())
-        if old is None:
-            counts["offered"] += 1
-            counts["open"] += 1
-            return
-        counts["open"] -= 1
-        within = new.within(self.settings.threshold(new.queue))
-        if new.outcome is Outcome.ANSWERED:
-            counts["answered"] += 1
-            counts["answered_in_t"] += within
-        elif new.outcome is Outcome.ABANDONED:
-            counts["abandoned"] += 1
-            counts["short_abandoned"] += new.short
-            counts["abandoned_over_t"] += not new.short and not within
-        elif new.outcome is Outcome.DEFLECTED:
-            counts["deflected"] += 1
+        if old is not None:
+            counts.subtract(counts_of(old, self.settings))
+        counts.update(counts_of(new, self.settings))
 
     def mark(self, item_id: str, action: str) -> WorkItem:
         """A supervisor marks a worklist entry handled, or schedules a call back; KeyError if unknown."""
