@@ -49,7 +49,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ctid.db import Base, make_engine
 from ctid.errors import CtidError
 from ctid.state.domain import DomainEvent
-from reports.store import STORE_TABLES, Materializer, upsert
+from reports.store import STORE_TABLES, Materializer, copy_to_scratch, upsert
 
 log = structlog.get_logger("reports.log")
 
@@ -332,24 +332,14 @@ _EVENT_COLUMNS = (
 
 
 def _copy_events(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
-    """PostgreSQL: COPY the batch into a scratch table, then insert what is new in one statement, in order.
-
-    A multi-row INSERT of thousands of rows costs more to build and parse than to run; COPY streams them.
-    """
+    """PostgreSQL: the batch COPYed to a scratch table (its `id` holding the batch order), then what is
+    new inserted in one statement, in order."""
+    table = InteractionEvent.__table__
     columns = ", ".join(_EVENT_COLUMNS)
-    connection.exec_driver_sql(
-        "CREATE TEMP TABLE IF NOT EXISTS ctid_event_batch (ord integer, event_id text, at double precision, "
-        "server text, call_id text, leg text, kind text, queue text, agent text, campaign text, tier text, "
-        "data json) ON COMMIT DELETE ROWS"
-    )
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"COPY ctid_event_batch (ord, {columns}) FROM STDIN") as copy:
-        for ord_, row in enumerate(rows):
-            copy.write_row(
-                (ord_, *(json.dumps(row["data"]) if c == "data" else row[c] for c in _EVENT_COLUMNS))
-            )
+    values = ([i, *(row[c] for c in _EVENT_COLUMNS)] for i, row in enumerate(rows))
+    scratch = copy_to_scratch(connection, table, ["id", *_EVENT_COLUMNS], values)  # type: ignore[arg-type]
     inserted = connection.exec_driver_sql(
-        f"INSERT INTO interaction_events ({columns}) SELECT {columns} FROM ctid_event_batch ORDER BY ord "
+        f"INSERT INTO interaction_events ({columns}) SELECT {columns} FROM {scratch} ORDER BY id "
         "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
     )
     return {event_id for (event_id,) in inserted}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -140,12 +140,26 @@ class AgentSpan(Base):
 STORE_TABLES = frozenset({"contacts", "agent_legs", "agent_spans"})
 
 
-def upsert(connection: Connection, entity: type[Base], rows: list[dict[str, Any]]) -> None:
-    """Insert rows, or update the stored row with the same key.
+def copy_to_scratch(
+    connection: Connection, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> str:
+    """PostgreSQL: COPY rows (values in `names` order) into an empty scratch copy of `table`, kept until
+    the transaction ends; returns its name. A multi-row INSERT of thousands of rows costs more to build
+    and parse than to run; COPY streams them."""
+    scratch = f"ctid_batch_{table.name}"
+    connection.exec_driver_sql(
+        f"CREATE TEMP TABLE IF NOT EXISTS {scratch} (LIKE {table.name}) ON COMMIT DELETE ROWS"
+    )
+    json_columns = {i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON)}
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {scratch} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(tuple(json.dumps(v) if i in json_columns else v for i, v in enumerate(row)))
+    return scratch
 
-    On PostgreSQL the rows are COPYed into a scratch table and merged in one statement: a multi-row
-    INSERT of thousands of rows costs more to build and parse than to run.
-    """
+
+def upsert(connection: Connection, entity: type[Base], rows: list[dict[str, Any]]) -> None:
+    """Insert rows, or update the stored row with the same key (PostgreSQL: through `copy_to_scratch`)."""
     if not rows:
         return
     table: Table = entity.__table__  # type: ignore[assignment]
@@ -153,15 +167,7 @@ def upsert(connection: Connection, entity: type[Base], rows: list[dict[str, Any]
     columns = [c.name for c in table.columns if c.name not in keys]
     if connection.dialect.name == "postgresql":
         names = [*keys, *columns]
-        scratch = f"ctid_batch_{table.name}"
-        connection.exec_driver_sql(
-            f"CREATE TEMP TABLE IF NOT EXISTS {scratch} (LIKE {table.name}) ON COMMIT DELETE ROWS"
-        )
-        json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY {scratch} ({', '.join(names)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(tuple(json.dumps(row[n]) if n in json_columns else row[n] for n in names))
+        scratch = copy_to_scratch(connection, table, names, ([row[n] for n in names] for row in rows))
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
         connection.exec_driver_sql(
             f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)} FROM {scratch} "
