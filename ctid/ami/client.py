@@ -352,6 +352,7 @@ class AmiConnection(Manager):  # type: ignore[misc]
         counts = self.event_counts
         on_event = self.on_event_cb
         relevant = ev.relevant
+        relevance = ev.RELEVANCE.get
         decode = ev.decode_event
         # only handle_message can open or close a list here (the resync task cannot run during this loop)
         slow = self._lists_open or self._buffering or on_event is None
@@ -362,7 +363,7 @@ class AmiConnection(Manager):  # type: ignore[misc]
                 slow = self._lists_open or self._buffering or on_event is None
                 continue
             counts[name] = counts.get(name, 0) + 1
-            if relevant(msg):
+            if relevance(name) == 1 or relevant(msg):
                 try:
                     on_event(decode(msg))  # type: ignore[misc]
                 except Exception:  # one bad event never takes the connection down

@@ -84,6 +84,9 @@ class ChannelInfo(NamedTuple):
     priority: int
 
 
+_new_tuple = tuple.__new__
+
+
 def _snapshot_pattern(prefix: str) -> re.Pattern[str]:
     # the order of Asterisk's channel snapshot (manager.c, ast_manager_build_channel_state_string_prefix)
     p = re.escape(prefix)
@@ -117,18 +120,25 @@ def channel_info(h: AmiMessage, prefix: str = "") -> ChannelInfo | None:
             channel, state, cnum, cname, lnum, lname, context, exten, priority, uniqueid, linkedid = (
                 m.groups()
             )
-            return ChannelInfo(
-                channel,
-                uniqueid,
-                linkedid or uniqueid,
-                _state(state),
-                "" if cnum == UNKNOWN else cnum,
-                "" if cname == UNKNOWN else cname,
-                "" if lnum == UNKNOWN else lnum,
-                "" if lname == UNKNOWN else lname,
-                context,
-                exten,
-                _int(priority, 1),
+            try:
+                number = int(priority)
+            except ValueError:
+                number = 1
+            return _new_tuple(  # ChannelInfo(...) without the generated __new__: runs for every event
+                ChannelInfo,
+                (
+                    channel,
+                    uniqueid,
+                    linkedid or uniqueid,
+                    _STATES.get(state, ChannelState.DOWN),
+                    "" if cnum == UNKNOWN else cnum,
+                    "" if cname == UNKNOWN else cname,
+                    "" if lnum == UNKNOWN else lnum,
+                    "" if lname == UNKNOWN else lname,
+                    context,
+                    exten,
+                    number,
+                ),
             )
     name = h.get(prefix + "Channel")
     if name is None:
@@ -589,24 +599,26 @@ STATE_EVENTS = frozenset(
     }
 )
 
-# Variables the call-state model reads; every other VarSet (DIALSTATUS, BRIDGEPEER...) is skipped unparsed.
-_WANTED_VARIABLES = ("\r\nVariable: CTID_", "\r\nVariable: AMDSTATUS\r\n")
+# How the state model reads each event: 1 always, 2 a VarSet of a variable it tracks (CTID_*, AMDSTATUS; every
+# other VarSet such as DIALSTATUS or BRIDGEPEER is skipped unparsed), 3 a Newexten inside ctid's own contexts.
+RELEVANCE = {name: 1 for name in STATE_EVENTS} | {"VarSet": 2, "Newexten": 3}
 
 
 def relevant(msg: AmiMessage) -> bool:
     """Whether the state model can use this event; cheap enough to run before any header is split.
 
-    A VarSet is read only for the variables the model tracks and a Newexten only inside ctid's own
-    contexts, which together skip about half of a busy server's stream.
+    The VarSet and Newexten rules together skip about half of a busy server's stream.
     """
     name = msg.first[1]
-    if name not in STATE_EVENTS:
-        return name.endswith("Complete") or (name in _BUILDERS and "\r\nActionID: " in (msg.raw or ""))
+    mode = RELEVANCE.get(name, 0)
+    if mode == 1:
+        return True
     raw = msg.raw
+    if mode == 0:
+        return name.endswith("Complete") or (name in _BUILDERS and "\r\nActionID: " in (raw or ""))
     if raw is None:
         return True
-    if name == "VarSet":
-        return _WANTED_VARIABLES[0] in raw or _WANTED_VARIABLES[1] in raw
-    if name == "Newexten":
-        return "\r\nContext: ctid-" in raw
-    return True
+    if mode == 2:
+        at = raw.find("\r\nVariable: ") + 12
+        return at >= 12 and (raw.startswith("CTID_", at) or raw.startswith("AMDSTATUS\r\n", at))
+    return "\r\nContext: ctid-" in raw

@@ -52,7 +52,12 @@ class AmiParser:
         self._buf = buf[cut + 4 :]
         out: list[AmiMessage] = []
         append = out.append
+        from_raw = AmiMessage.from_raw
         for block in buf[:cut].decode("utf-8", "replace").split("\r\n\r\n"):
+            if block[:7] == "Event: " and self._follows is None:  # the hot path: nearly every message
+                newline = block.find("\r\n", 7)
+                append(from_raw(block, ("Event", block[7:newline] if newline >= 0 else block[7:])))
+                continue
             if block[:2] == "\r\n":  # more than one blank line between messages
                 block = block.lstrip("\r\n")
             if not block:
