@@ -55,7 +55,8 @@ def template_day(seed: int, agents: int = 100, hours: float = 8.0) -> tuple[list
     return result.events, result.day[0], calls
 
 
-def _copy(event: d.DomainEvent, shift: float, copy: int, team: int) -> d.DomainEvent:
+def copy_event(event: d.DomainEvent, shift: float, copy: int, team: int) -> d.DomainEvent:
+    """The event `shift` seconds later, in copy number `copy` of its call; team > 0 renames the agents."""
     changes: dict[str, Any] = {"at": event.at + shift}
     if event.linkedid:
         changes["linkedid"] = f"{event.linkedid}-{copy}"
@@ -80,7 +81,7 @@ def month(
         day, team = divmod(copy, per_day)
         shift = day * DAY_S
         for event in events:
-            yield copy, day, _copy(event, shift, copy, team)
+            yield copy, day, copy_event(event, shift, copy, team)
 
 
 def load(url: str, stream: Iterator[tuple[int, int, d.DomainEvent]], spool: Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -137,19 +137,126 @@ class AgentSpan(Base):
     )
 
 
-STORE_TABLES = frozenset({"contacts", "agent_legs", "agent_spans"})
+class AgentStateDay(Base):
+    """Seconds of closed agent spans (begin known) per agent, device, state and reason in one UTC day.
+
+    A month's agent report sums these instead of every span; `first_begin` (the earliest span that reaches
+    into the day) bounds the search for the spans a period's part-days need, `latest` (the latest span
+    begun) tells which agent a device belongs to. A span adds to the day it begins in even when it lasts
+    no time at all."""
+
+    __tablename__ = "agent_state_days"
+
+    agent: Mapped[str] = mapped_column(String, primary_key=True)
+    device: Mapped[str] = mapped_column(String, primary_key=True)
+    state: Mapped[str] = mapped_column(String, primary_key=True)
+    reason: Mapped[str] = mapped_column(String, primary_key=True)
+    day: Mapped[float] = mapped_column(Double, primary_key=True)  # epoch seconds of the UTC midnight
+    seconds: Mapped[float] = mapped_column(Double)
+    first_begin: Mapped[float] = mapped_column(Double)
+    latest: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (Index("ix_agent_state_days_day", "day"),)
+
+
+STORE_TABLES = frozenset({"contacts", "agent_legs", "agent_spans", "agent_state_days"})
+DAY_S = 86400.0
+_StateKey = tuple[str, str, str, str]  # agent, device, state, reason
+
+
+def day_parts(begin: float, finish: float) -> Iterator[tuple[float, float]]:
+    """(UTC midnight, seconds) of [begin, finish) in each day it reaches, from the day it begins in."""
+    day = math.floor(begin / DAY_S) * DAY_S
+    while True:
+        following = day + DAY_S
+        yield day, min(finish, following) - max(begin, day)
+        if finish <= following:
+            return
+        day = following
+
+
+def _least_greatest(connection: Connection) -> tuple[Any, Any]:
+    """SQL's two-argument min and max: least/greatest on PostgreSQL, SQLite's scalar min/max."""
+    if connection.dialect.name == "postgresql":
+        return func.least, func.greatest
+    return func.min, func.max
+
+
+def add_state_days(connection: Connection, spans: Iterable[Mapping[str, Any] | RowMapping]) -> None:
+    """Add closed spans (agent_spans rows, begin and finish known) to `agent_state_days`."""
+    totals: dict[tuple[str, str, str, str, float], list[float]] = {}
+    for span in spans:
+        begin, finish = span["begin"], span["finish"]
+        for day, seconds in day_parts(begin, finish):
+            key = (span["agent"], span["device"], span["state"], span["reason"], day)
+            total = totals.get(key)
+            if total is None:
+                totals[key] = [seconds, begin, begin]
+            else:
+                total[0] += seconds
+                total[1] = min(total[1], begin)
+                total[2] = max(total[2], begin)
+    if not totals:
+        return
+    rows = [
+        {
+            "agent": a,
+            "device": dev,
+            "state": st,
+            "reason": r,
+            "day": day,
+            "seconds": t[0],
+            "first_begin": t[1],
+            "latest": t[2],
+        }
+        for (a, dev, st, r, day), t in totals.items()
+    ]
+    table = AgentStateDay.__table__
+    insert = (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(AgentStateDay)
+    least, greatest = _least_greatest(connection)
+    connection.execute(
+        insert.on_conflict_do_update(
+            index_elements=[c.name for c in table.primary_key],
+            set_={
+                "seconds": table.c.seconds + insert.excluded.seconds,
+                "first_begin": least(table.c.first_begin, insert.excluded.first_begin),
+                "latest": greatest(table.c.latest, insert.excluded.latest),
+            },
+        ),
+        rows,
+    )
+
+
+def fill_state_days(connection: Connection, batch: int = 20_000) -> None:
+    """`agent_state_days` again from the stored spans (a store written before the table existed)."""
+    connection.execute(delete(AgentStateDay))
+    spans = AgentSpan.__table__.c
+    last: tuple[str, int] = ("", -1)
+    while True:
+        query = (
+            select(AgentSpan.__table__)
+            .where(tuple_(spans.agent, spans.seq) > last, spans.begin.is_not(None), spans.finish.is_not(None))
+            .order_by(spans.agent, spans.seq)
+            .limit(batch)
+        )
+        rows = list(connection.execute(query).mappings())
+        if not rows:
+            return
+        add_state_days(connection, rows)
+        last = (rows[-1]["agent"], rows[-1]["seq"])
 
 
 def copy_to_scratch(
     connection: Connection, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> str:
     """PostgreSQL: COPY rows (values in `names` order) into an empty scratch copy of `table`, kept until
-    the transaction ends; returns its name. A multi-row INSERT of thousands of rows costs more to build
-    and parse than to run; COPY streams them."""
+    the transaction ends or the next copy; returns its name. A multi-row INSERT of thousands of rows costs
+    more to build and parse than to run; COPY streams them."""
     scratch = f"ctid_batch_{table.name}"
     connection.exec_driver_sql(
         f"CREATE TEMP TABLE IF NOT EXISTS {scratch} (LIKE {table.name}) ON COMMIT DELETE ROWS"
     )
+    connection.exec_driver_sql(f"TRUNCATE {scratch}")  # a transaction may copy several batches (rebuild)
     json_columns = {i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON)}
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(f"COPY {scratch} ({', '.join(names)}) FROM STDIN") as copy:
@@ -364,6 +471,10 @@ class Materializer:
                     }
                 )
         upsert(self.connection, AgentSpan, rows)
+        # every span but an agent's last is closed, and closed in this batch (the seeded one was open)
+        add_state_days(
+            self.connection, (r for r in rows if r["begin"] is not None and r["finish"] is not None)
+        )
 
 
 # ---- reading: sums and counts for the reports ----------------------------------------------------------
@@ -513,38 +624,82 @@ def _overlap_sql(begin: Any, finish: Any, start: float, end: float) -> Any:
     return high - low
 
 
+def _state_seconds(
+    connection: Connection, start: float, end: float
+) -> tuple[dict[_StateKey, float], dict[str, tuple[float, str]]]:
+    """Seconds per (agent, device, state, reason) inside [start, end), and for each device the begin and
+    agent of the latest span that names it.
+
+    Whole UTC days come from `agent_state_days`; the part-days at the period's edges from the closed spans
+    that reach into them (an index range from their days' `first_begin`); spans still open or begun before
+    the log knew the agent (a few per agent) are clipped here.
+    """
+    spans, days = AgentSpan.__table__.c, AgentStateDay.__table__.c
+    seconds: dict[_StateKey, float] = defaultdict(float)
+    latest: dict[str, tuple[float, str]] = {}
+
+    def saw(device: str, begin: float, agent: str) -> None:
+        if begin >= latest.get(device, (-math.inf, ""))[0]:
+            latest[device] = (begin, agent)
+
+    group = (days.agent, days.device, days.state, days.reason)
+    span_group = (spans.agent, spans.device, spans.state, spans.reason)
+    least, greatest = _least_greatest(connection)
+    for row in connection.execute(
+        select(days.device, days.agent, func.max(days.latest)).group_by(*group[:2])
+    ):
+        saw(row[0], row[2], row[1])
+    first_day, last_day = math.ceil(start / DAY_S) * DAY_S, math.floor(end / DAY_S) * DAY_S
+    edges = [(start, end)]
+    if first_day < last_day:
+        whole = select(*group, func.sum(days.seconds)).where(days.day >= first_day, days.day < last_day)
+        for agent, device, state, reason, total in connection.execute(whole.group_by(*group)):
+            seconds[agent, device, state, reason] += total
+        edges = [(start, first_day), (last_day, end)]
+    for low, high in edges:
+        if high <= low:
+            continue
+        reach = select(func.min(days.first_begin)).where(
+            days.day >= math.floor(low / DAY_S) * DAY_S, days.day < high
+        )
+        earliest = connection.execute(reach).scalar()
+        if earliest is None:
+            continue
+        inside = least(spans.finish, literal(high)) - greatest(spans.begin, literal(low))
+        closed = (
+            select(*span_group, func.sum(inside))
+            .where(spans.begin >= earliest, spans.begin < high, spans.finish.is_not(None), spans.finish > low)
+            .group_by(*span_group)
+        )
+        for agent, device, state, reason, total in connection.execute(closed):
+            seconds[agent, device, state, reason] += total
+    irregular = select(*span_group, spans.begin, spans.finish).where(
+        or_(spans.finish.is_(None), spans.begin.is_(None))
+    )
+    for agent, device, state, reason, begin, finish in connection.execute(irregular):
+        saw(device, -1e300 if begin is None else begin, agent)
+        inside = min(end if finish is None else finish, end) - max(start if begin is None else begin, start)
+        if inside > 0:
+            seconds[agent, device, state, reason] += inside
+    return seconds, latest
+
+
 def agent_rows(connection: Connection, *, start: float, end: float) -> list[dict[str, Any]]:
     """`kpi.agent_performance`'s rows from the stored legs and spans (and the log's ring-no-answers and
     survey answers), for the agents active in [start, end)."""
     from reports.log import InteractionEvent  # the log's own table; reports.log imports this module
 
-    spans, legs, events = AgentSpan.__table__.c, AgentLeg.__table__.c, InteractionEvent.__table__.c
+    legs, events = AgentLeg.__table__.c, InteractionEvent.__table__.c
     _report_settings(connection)
-    # one pass over the spans: time per state and reason in the period, and for each device the agent of
-    # the latest span that names it (which agent a device belongs to)
-    overlapping = and_(
-        or_(spans.begin.is_(None), spans.begin < end), or_(spans.finish.is_(None), spans.finish > start)
-    )
-    overlap = _overlap_sql(spans.begin, spans.finish, start, end)
-    per_span = select(
-        spans.agent,
-        spans.device,
-        spans.state,
-        spans.reason,
-        func.coalesce(func.sum(case((overlapping, overlap), else_=0.0)), 0.0).label("seconds"),
-        func.max(func.coalesce(spans.begin, -1e300)).label("latest"),
-    ).group_by(spans.agent, spans.device, spans.state, spans.reason)
+    seconds, latest = _state_seconds(connection, start, end)
     by_state: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     by_reason: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    latest: dict[str, tuple[float, str]] = {}
-    for row in connection.execute(per_span).mappings():
-        if row["device"] and row["latest"] >= latest.get(row["device"], (-math.inf, ""))[0]:
-            latest[row["device"]] = (row["latest"], row["agent"])
-        if row["seconds"] > 0:
-            by_state[row["agent"]][row["state"]] += row["seconds"]
-            if row["state"] == AgentStatus.PAUSED.value:
-                by_reason[row["agent"]][row["reason"]] += row["seconds"]
-    device_agent = {device: agent for device, (_, agent) in latest.items()}
+    for (agent, _, state, reason), total in seconds.items():
+        if total > 0:
+            by_state[agent][state] += total
+            if state == AgentStatus.PAUSED.value:
+                by_reason[agent][reason] += total
+    device_agent = {device: agent for device, (_, agent) in latest.items() if device}
 
     def agent_of(device: str) -> str:
         return device_agent.get(device, device)
@@ -624,7 +779,7 @@ def rebuild(connection: Connection, batch: int = 5000) -> int:
     """Fold the whole log into the store tables again, in the order it was written; returns events folded."""
     from reports.log import CallSummary, InteractionEvent
 
-    for entity in (StoredContact, AgentLeg, AgentSpan):
+    for entity in (StoredContact, AgentLeg, AgentSpan, AgentStateDay):
         connection.execute(delete(entity))
     table = InteractionEvent.__table__
     summaries: dict[CallKey, CallSummary] = {}

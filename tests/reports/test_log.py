@@ -389,7 +389,7 @@ def test_the_migration_adopts_tables_create_all_made_first(tmp_path: Path) -> No
     Base.metadata.create_all(engine)
     upgrade_database(engine)
     with engine.connect() as connection:
-        assert connection.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalar() == "0002"
+        assert connection.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalar() == "0003"
     engine.dispose()
 
 

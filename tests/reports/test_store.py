@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 
+from ctid.bench_reports import copy_event
 from ctid.simday import DEFAULT_ROUTING, sim_day
 from reports import kpi
 from reports.kpi import KpiSettings
 from reports.log import InteractionLog, load_events, open_engine
 from reports.report import run_report
-from reports.store import rebuild
+from reports.store import DAY_S, AgentSpan, AgentStateDay, fill_state_days, rebuild
 from routing.config import load_routing
 from routing.model import Strategy
 from routing.service import priority_rules
@@ -106,6 +108,74 @@ def test_a_day_written_seven_events_a_batch_reports_as_the_fold_does(
         assert rebuild(connection) == len(events)
     engine.dispose()
     assert_reports_agree(url, start + 1800.5, start + 3600.25, KpiSettings())
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_days_of_agent_states_report_as_the_fold_does(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Three days whose calls run over UTC midnight, the same agents every day: agents' spans cross days
+    (an agent ready from the last call of one day to the first of the next). Month reports sum whole days
+    from `agent_state_days` and the part-days at the edges from the spans; both must equal the fold."""
+    url = (
+        f"sqlite:///{tmp_path / 'log.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    )
+    events, (start, _) = small_day()
+    to_midnight = math.floor(start / DAY_S) * DAY_S + DAY_S - start
+    days = [copy_event(e, to_midnight - 1800 + day * DAY_S, day, 0) for day in range(3) for e in events]
+    first = days[0].at
+    midnight = first + 1800
+
+    async def write() -> None:
+        log = InteractionLog(url, tmp_path / "spool.jsonl", batch_size=50, flush_interval_s=3600)
+        await log.start()
+        for event in days:
+            log.record(SERVER, event)
+        await log.close()
+
+    asyncio.run(write())
+    last = days[-1].at
+    periods = [
+        (first - 60, last + 60),  # two whole days and two part-days
+        (midnight, midnight + 2 * DAY_S),  # whole days only
+        (first + 1234.5, midnight + DAY_S + 999.25),  # one whole day, edges inside calls
+        (midnight + 600.5, midnight + 4000.25),  # inside one day
+        (midnight - 900.5, midnight + 700.75),  # across one midnight, no whole day
+    ]
+
+    def agents(lo: float, hi: float) -> Any:
+        return run_report("agent-performance", url, start=lo, end=hi)
+
+    for lo, hi in periods:
+        rows = load_events(url, lo - DAY_S, hi + DAY_S)
+        expected = kpi.agent_performance(rows, start=lo, end=hi)
+        assert sum(a["handled"] for a in expected) > 0
+        same(agents(lo, hi), expected, f"{lo}-{hi}")
+    # day totals are summed, not the spans: a report over whole days reads none of the spans closed in them
+    engine = open_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            delete(AgentSpan).where(
+                AgentSpan.begin >= midnight + 3600, AgentSpan.finish < midnight + DAY_S - 3600
+            )
+        )
+    whole = agents(midnight, midnight + 2 * DAY_S)
+    same(
+        whole,
+        kpi.agent_performance(
+            load_events(url, first - DAY_S, last + DAY_S), start=midnight, end=midnight + 2 * DAY_S
+        ),
+        "whole days",
+    )
+    # a store folded before the day totals existed gets them from its spans (migration 0003)
+    with engine.begin() as connection:
+        rebuild(connection)
+        connection.execute(delete(AgentStateDay))
+        fill_state_days(connection)
+    engine.dispose()
+    for lo, hi in periods:
+        rows = load_events(url, lo - DAY_S, hi + DAY_S)
+        same(agents(lo, hi), kpi.agent_performance(rows, start=lo, end=hi), f"filled {lo}-{hi}")
 
 
 def test_a_simulated_day_with_holds_and_deflections_reports_as_the_fold_does(tmp_path: Path) -> None:

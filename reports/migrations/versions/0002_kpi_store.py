@@ -4,8 +4,8 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-23
 
-A log written before this revision is folded into the new tables here, in log order, so reports over
-older periods keep their figures.
+A log written before this revision is folded into the new tables by revision 0003 (which adds the last
+table the fold writes).
 """
 
 from __future__ import annotations
@@ -80,9 +80,6 @@ def upgrade() -> None:
         sqlite_where=sa.text("finish IS NULL"),
         if_not_exists=True,
     )
-    from reports.store import rebuild
-
-    rebuild(op.get_bind())
 
 
 def downgrade() -> None:
