@@ -38,11 +38,10 @@ def queue_order(snapshot: RoutingSnapshot, now: float) -> list[WaitingCall]:
 
 def qualifies(agent: AgentView, queue: QueuePolicy, widen_by: int) -> bool:
     """The agent has every skill the queue requires, at its minimum level less `widen_by`."""
-    for skill, minimum in queue.skills:
-        level = next((level for name, level in agent.skills if name == skill), 0)
-        if level < max(1, minimum - widen_by):
-            return False
-    return True
+    if not queue.skills:
+        return True
+    levels = dict(agent.skills)
+    return all(levels.get(skill, 0) >= max(1, minimum - widen_by) for skill, minimum in queue.skills)
 
 
 def _skill_total(agent: AgentView, queue: QueuePolicy) -> int:
@@ -142,12 +141,14 @@ def _lines(
         if name in ready or (queue.add_queue and queue.add_queue in ready)
     }
     lines: dict[str, list[_Entry]] = {name: [] for name in served}
+    line_of = lines.get
     for index, call in enumerate(snapshot.waiting):
-        line = lines.get(call.queue)
+        line = line_of(call.queue)
         if line is not None:
-            waited = now - call.arrived_at
-            priority = call.base_priority + ageing * (waited if waited > 0.0 else 0.0)  # effective_priority
-            line.append((-priority, call.arrived_at, call.linkedid, index, call))
+            arrived = call.arrived_at
+            # -effective_priority
+            key = -call.base_priority - (ageing * (now - arrived) if arrived < now else 0.0)
+            line.append((key, arrived, call.linkedid, index, call))
     for line in lines.values():
         heapq.heapify(line)
     return {name: line for name, line in lines.items() if line}
