@@ -103,7 +103,7 @@ class Acd:
     def snapshot(self, now: float) -> RoutingSnapshot:
         return RoutingSnapshot(
             self.queues,
-            self.agents.views(now),
+            self.agents.views(now, offerable_only=True),
             tuple(w for w in self.waiting.values() if w.channel),
             ageing_per_s=self.ageing_per_s,
         )

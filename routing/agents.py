@@ -203,12 +203,17 @@ class AgentBook:
         total = working + idle
         return working / total if total > 0 else 0.0
 
-    def views(self, now: float) -> tuple[AgentView, ...]:
+    def views(self, now: float, *, offerable_only: bool = False) -> tuple[AgentView, ...]:
+        """Every agent as routing sees them; `offerable_only`: just the ready ones a call may be offered to
+        (all `decide` looks at), which spares a routing pass the occupancy of every busy agent."""
         out = []
+        ready = AgentStatus.READY
         for agent in self.agents.values():
             status = agent.status
-            if status is AgentStatus.READY and agent.device_busy:
+            if status is ready and agent.device_busy:
                 status = AgentStatus.ON_CALL  # a personal call: not offered anything
+            if offerable_only and status is not ready:
+                continue
             out.append(
                 AgentView(
                     agent.agent_id,

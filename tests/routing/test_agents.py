@@ -81,8 +81,11 @@ def test_an_agent_busy_on_a_personal_call_is_not_offered_calls() -> None:
     view = {v.agent_id: v for v in b.views(2)}["a1"]
     assert view.status is AgentStatus.ON_CALL
     assert b.agents["a1"].to_dict(2)["personal_call"] is True
+    assert b.views(2, offerable_only=True) == ()  # what routing is given: nobody to offer a call to
     b.apply(d.AgentDeviceChanged(3, "", "PJSIP/1001", "NOT_INUSE"), 3)
     assert {v.agent_id: v for v in b.views(4)}["a1"].status is AgentStatus.READY
+    b.set_state("a2", AgentStatus.PAUSED, now=4, reason="break")
+    assert [v.agent_id for v in b.views(5, offerable_only=True)] == ["a1"]
 
 
 def test_occupancy_counts_talk_hold_and_wrap_against_ready_time_and_ignores_pauses() -> None:
