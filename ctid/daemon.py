@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -194,17 +195,23 @@ class Ctid:
         log.info("ctid_started", web_port=self.web_port, agi_port=self.ivr.port, servers=list(self.servers))
 
     async def _resume_wallboard(self, wallboard: Wallboard) -> None:
-        """Today's figures survive a restart: the wallboard takes up today's contacts from the store."""
+        """Today's figures survive a restart: the wallboard takes up today's contacts from the store, and
+        its worklist and calls handled from the log."""
         from sqlalchemy.exc import SQLAlchemyError
 
+        from reports.log import load_events
         from reports.store import contacts_since
+        from reports.wallboard import FOLLOWED
 
-        def load() -> list[Any]:
-            with self.interaction_log.engine.connect() as connection:
-                return contacts_since(connection, self.clock.now() - 86_400)
+        def load() -> tuple[list[Any], list[dict[str, Any]]]:
+            since = self.clock.now() - 86_400
+            engine = self.interaction_log.engine
+            with engine.connect() as connection:
+                contacts = contacts_since(connection, since)
+            return contacts, load_events(engine, since, math.inf, kinds=FOLLOWED)
 
         try:
-            taken = wallboard.resume(await asyncio.to_thread(load))
+            taken = wallboard.resume(*await asyncio.to_thread(load))
         except SQLAlchemyError as exc:  # the database is away: today starts from what comes now
             log.warning("wallboard_resume_failed", error=type(exc).__name__)
         else:

@@ -223,12 +223,13 @@ async def api_worklist_mark(request: web.Request) -> web.Response:
     board = _wallboard(request)
     try:
         action = str((await request.json())["action"])
-        item = board.mark(request.match_info["item_id"], action)
+        marked = board.mark(request.match_info["item_id"], action)
     except KeyError:
         raise web.HTTPNotFound(text="no such worklist entry") from None
     except (ValueError, TypeError):
         raise web.HTTPBadRequest(text='send {"action": "handled"} or {"action": "callback"}') from None
-    return web.json_response(asdict(item))
+    _ctid(request).bus.publish("", [marked])  # logged (it outlives a restart) and applied by the wallboard
+    return web.json_response(asdict(board.worklist[marked.linkedid]))
 
 
 def _wallboard(request: web.Request) -> Wallboard:

@@ -259,15 +259,24 @@ def upgrade_database(target: str | Engine) -> None:
 
 
 def load_events(
-    source: str | Engine, start: float, end: float, *, queue: str | None = None, agent: str | None = None
+    source: str | Engine,
+    start: float,
+    end: float,
+    *,
+    queue: str | None = None,
+    agent: str | None = None,
+    kinds: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Logged events with start <= at < end, in the order they happened (ties in the order written)."""
+    """Logged events with start <= at < end (of `kinds` only, if given), in the order they happened (ties
+    in the order written)."""
     table = InteractionEvent.__table__
     query = select(table).where(table.c.at >= start, table.c.at < end).order_by(table.c.at, table.c.id)
     if queue is not None:
         query = query.where(table.c.queue == queue)
     if agent is not None:
         query = query.where(table.c.agent == agent)
+    if kinds is not None:
+        query = query.where(table.c.kind.in_(list(kinds)))
     return _read(source, query)
 
 

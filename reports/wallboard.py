@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -55,6 +55,16 @@ DEFAULT_THRESHOLDS = {
     "service_level": Thresholds(0.80, 0.70, higher_is_worse=False),
 }
 _LEVELS = ("ok", "warn", "alarm")
+# the log rows the worklist and calls handled today are made of (`Wallboard._follow`)
+FOLLOWED = (
+    "CallArrived",
+    "CallVariable",
+    "CallAbandoned",
+    "CallConnected",
+    "AgentLeftCall",
+    "CallEnded",
+    "WorkItemMarked",
+)
 
 
 @dataclass(slots=True)
@@ -108,33 +118,49 @@ class Wallboard:
         self._roll_day(event.at)
         if event.at < self._day_start:
             return
-        self._today.apply(event_row(server, event))
-        call = self._calls.setdefault(event.linkedid, _Call()) if event.linkedid else None
-        if isinstance(event, d.CallArrived) and call is not None:
-            call.number = event.caller_num
-        elif isinstance(event, d.CallVariable) and call is not None:
-            if event.name == "CTID_CUSTOMER":
-                call.customer = event.value
-            elif event.name == "CTID_TIER":
-                call.tier = event.value
+        row = event_row(server, event)
+        self._today.apply(row)
+        self._follow(row)
         if isinstance(event, d.CallConnected):
             WAIT_SECONDS.labels(event.queue, "answered").observe(event.wait_s)
         elif isinstance(event, d.CallAbandoned):
             WAIT_SECONDS.labels(event.queue, "abandoned").observe(event.wait_s)
-        if isinstance(event, d.CallAbandoned) and call is not None and call.number:
-            if event.wait_s >= self.settings.short_abandon_s:
-                self.worklist[event.linkedid] = WorkItem(
-                    event.linkedid, call.number, call.customer, call.tier, event.queue, event.wait_s, event.at
+        self._dirty = True
+
+    def _follow(self, row: Mapping[str, Any]) -> None:
+        """The worklist and calls handled today, from one log row (`FOLLOWED` kinds): live, or read back
+        from the log after a restart."""
+        kind, linkedid, data = row["kind"], row["call_id"], row["data"]
+        if kind == "AgentLeftCall":
+            self._handled[row["agent"]] = self._handled.get(row["agent"], 0) + 1
+            return
+        if kind == "WorkItemMarked":
+            item = self.worklist.get(linkedid)
+            if item is not None:
+                item.state = data["action"]
+            return
+        if kind == "CallEnded":
+            self._calls.pop(linkedid, None)
+            return
+        call = self._calls.setdefault(linkedid, _Call()) if linkedid else None
+        if call is None:
+            return
+        if kind == "CallArrived":
+            call.number = data.get("caller_num", "")
+        elif kind == "CallVariable":
+            if data.get("name") == "CTID_CUSTOMER":
+                call.customer = data.get("value", "")
+            elif data.get("name") == "CTID_TIER":
+                call.tier = data.get("value", "")
+        elif kind == "CallAbandoned" and call.number:
+            if data["wait_s"] >= self.settings.short_abandon_s:
+                self.worklist[linkedid] = WorkItem(
+                    linkedid, call.number, call.customer, call.tier, row["queue"], data["wait_s"], row["at"]
                 )
-        elif isinstance(event, d.CallConnected) and call is not None and call.number:
+        elif kind == "CallConnected" and call.number:
             for item in self.worklist.values():  # the caller got through after all
                 if item.number == call.number and item.state == "open":
                     item.state = "handled"
-        elif isinstance(event, d.AgentLeftCall):
-            self._handled[event.agent] = self._handled.get(event.agent, 0) + 1
-        elif isinstance(event, d.CallEnded):
-            self._calls.pop(event.linkedid, None)
-        self._dirty = True
 
     def _roll_day(self, now: float) -> None:
         if now < self._day_end:  # the common case, checked for every event without a calendar
@@ -151,10 +177,14 @@ class Wallboard:
             self._handled.clear()
             self._dirty = True
 
-    def resume(self, contacts: Iterable[Contact]) -> int:
-        """Take up today's contacts from the store after a restart: closed ones counted, open ones folded
-        on as their outcomes come. Returns the contacts taken."""
+    def resume(self, contacts: Iterable[Contact], rows: Iterable[Mapping[str, Any]] = ()) -> int:
+        """Take up today after a restart: the contacts from the store (closed ones counted, open ones folded
+        on as their outcomes come), and the worklist and calls handled from the log's `FOLLOWED` rows, in
+        the order they happened. Returns the contacts taken."""
         self._roll_day(self.clock())
+        for row in rows:
+            if row["at"] >= self._day_start:
+                self._follow(row)
         taken = 0
         for contact in contacts:
             if contact.arrive < self._day_start:
@@ -177,15 +207,16 @@ class Wallboard:
             counts.subtract(counts_of(old, self.settings))
         counts.update(counts_of(new, self.settings))
 
-    def mark(self, item_id: str, action: str) -> WorkItem:
-        """A supervisor marks a worklist entry handled, or schedules a call back; KeyError if unknown."""
+    def mark(self, item_id: str, action: str) -> d.WorkItemMarked:
+        """A supervisor marks a worklist entry handled, or schedules a call back: the event that says so,
+        for the bus (the log keeps it, so the mark outlives a restart, and `on_event` applies it).
+        KeyError if there is no such entry, ValueError for another action."""
         if action not in ("handled", "callback"):
             raise ValueError("action is handled or callback")
-        item = self.worklist[item_id]
-        item.state = action
-        self._dirty = True
+        if item_id not in self.worklist:
+            raise KeyError(item_id)
         log.info("worklist_marked", linkedid=item_id, action=action)
-        return item
+        return d.WorkItemMarked(self.clock(), item_id, action)
 
     # ---- the snapshot -----------------------------------------------------------------------------
 

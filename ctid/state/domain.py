@@ -163,6 +163,13 @@ class AgentStateChanged(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class WorkItemMarked(DomainEvent):
+    """A supervisor dealt with an abandoned caller on the wallboard's worklist (linkedid: that call)."""
+
+    action: str  # handled, callback
+
+
+@dataclass(frozen=True, slots=True)
 class CallVariable(DomainEvent):
     """A CTID_* variable on the contact changed (CTID_QUEUE, CTID_CUSTOMER, CTID_TIER, ...)."""
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from ctid.state import domain as d
-from reports.log import InteractionLog, open_engine
+from reports.log import InteractionLog, load_events, open_engine
 from reports.store import contacts_since
-from reports.wallboard import Wallboard
+from reports.wallboard import FOLLOWED, Wallboard
 
 T0 = 1_795_420_800.0  # 2026-11-23 08:00 UTC
 
@@ -29,7 +30,8 @@ def board() -> Wallboard:
     queues: list[dict[str, Any]] = [
         {"queue": "sales", "calls_waiting": 0, "longest_wait_s": 0.0, "agents": {}, "estimated_wait_s": None}
     ]
-    return Wallboard(views=lambda: (queues, []), clock=lambda: T0 + 3600)
+    agents: list[dict[str, Any]] = [{"id": "a1", "name": "Ann", "status": "ready", "device": "PJSIP/1001"}]
+    return Wallboard(views=lambda: (queues, agents), clock=lambda: T0 + 3600)
 
 
 def abandon(w: Wallboard | Recorder, linkedid: str, number: str, wait: float, at: float) -> None:
@@ -55,7 +57,9 @@ def test_abandoned_callers_make_a_worklist_until_handled_or_reached() -> None:
     ]
     (tile,) = snap["queues"]
     assert (tile["offered"], tile["answered"], tile["abandon_rate"]) == (3, 0, 1.0)
-    assert w.mark("c1", "callback").state == "callback"
+    w.on_event("", w.mark("c1", "callback"))  # what the web handler publishes on the bus
+    assert w.worklist["c1"].state == "callback"
+    assert [i["number"] for i in json.loads(w.refresh() or "{}")["worklist"]] == ["13900000003"]
     # the third caller rings again and is answered: no longer on the list
     w.on_event(
         "pbx1",
@@ -68,14 +72,23 @@ def test_abandoned_callers_make_a_worklist_until_handled_or_reached() -> None:
 def test_a_restarted_wallboard_takes_up_todays_contacts_and_counts_the_open_ones_when_they_end(
     tmp_path: Path,
 ) -> None:
-    """Today's figures come back after a restart from what the log's writer stored, open contacts too."""
+    """Today's figures come back after a restart from what the log's writer stored, open contacts too, and
+    so do the worklist (with a supervisor's mark) and the calls each agent handled today."""
     url = f"sqlite:///{tmp_path / 'log.db'}"
     before = board()
     recorder = Recorder()
     abandon(recorder, "c1", "13900000001", 40.0, T0 + 60)
     abandon(recorder, "c2", "13900000002", 2.0, T0 + 120)
+    abandon(recorder, "c5", "13900000005", 50.0, T0 + 130)
+    abandon(recorder, "c6", "13900000006", 60.0, T0 + 140)
     events = [
         *recorder.events,
+        d.WorkItemMarked(T0 + 195, "c5", "handled"),
+        d.CallArrived(T0 + 160, "c7", "c7", "PJSIP/trunk-7", d.Direction.INBOUND, "13900000007", "", "4000"),
+        d.CallWaiting(T0 + 160, "c7", "c7", "sales", T0 + 160, False),
+        d.CallConnected(T0 + 165, "c7", "PJSIP/1001", "PJSIP/1001-7", "sales", 5.0),
+        d.AgentLeftCall(T0 + 190, "c7", "PJSIP/1001"),
+        d.CallEnded(T0 + 190, "c7", 16, "agent", "answered"),
         d.CallArrived(T0 + 200, "c3", "c3", "PJSIP/trunk-3", d.Direction.INBOUND, "13900000003", "", "4000"),
         d.CallWaiting(T0 + 200, "c3", "c3", "sales", T0 + 200, False),
         d.CallArrived(
@@ -97,13 +110,19 @@ def test_a_restarted_wallboard_takes_up_todays_contacts_and_counts_the_open_ones
     after = board()
     engine = open_engine(url)
     with engine.connect() as connection:
-        assert after.resume(contacts_since(connection, T0 - 86_400)) == 3
+        contacts = contacts_since(connection, T0 - 86_400)
+    assert after.resume(contacts, load_events(engine, T0 - 86_400, math.inf, kinds=FOLLOWED)) == 6
     engine.dispose()
-    assert json.loads(after.first_message())["queues"] == json.loads(before.first_message())["queues"]
+    restored = json.loads(after.first_message())
+    assert {k: v for k, v in restored.items() if k != "at"} == {
+        k: v for k, v in json.loads(before.first_message()).items() if k != "at"
+    }
+    assert [i["number"] for i in restored["worklist"]] == ["13900000001", "13900000006"]
+    assert [a["handled_today"] for a in restored["agents"]] == [1]
     # the caller still waiting at the restart is answered after it: counted as answered, within T
     answer = d.CallConnected(T0 + 210, "c3", "PJSIP/1001", "PJSIP/1001-1", "sales", 10.0)
     for w in (before, after):
         w.on_event("pbx1", answer)
     (tile,) = json.loads(after.refresh() or "{}")["queues"]
-    assert (tile["offered"], tile["answered"], tile["service_level"]) == (3, 1, 0.5)
+    assert (tile["offered"], tile["answered"], tile["service_level"]) == (6, 2, 0.4)
     assert json.loads(before.refresh() or "{}")["queues"] == [tile]

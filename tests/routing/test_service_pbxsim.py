@@ -20,6 +20,7 @@ from ctid.config import load_config
 from ctid.daemon import Ctid
 from pbxsim import PbxSimServer, World, WorldClock, call_center_site
 from pbxsim.world import PhonePlan
+from reports.log import load_events
 from routing.customers import Customer, import_csv_text
 from routing.value import Tier
 
@@ -397,3 +398,27 @@ async def test_the_report_api_gives_what_the_log_holds(make_site: Any) -> None:
             assert resp.status == 404
         async with http.get(f"{site.base}/api/reports/queue-summary?from=yesterday") as resp:
             assert resp.status == 400
+
+
+async def test_a_supervisor_marks_an_abandoned_caller_and_the_mark_is_logged(make_site: Any) -> None:
+    site = await make_site()
+    channel = await site.call("4000", "13900000042")  # nobody is ready: the caller waits, then gives up
+    await site.run(30)
+    await site.hang_up(channel)
+    (item,) = (await site.get("/api/wallboard"))["worklist"]
+    assert item["number"] == "13900000042" and item["wait_s"] >= 30
+    async with aiohttp.ClientSession() as http:
+        url = f"{site.base}/api/wallboard/worklist/{item['id']}"
+        async with http.post(url, json={"action": "callback"}) as resp:
+            assert resp.status == 200 and (await resp.json())["state"] == "callback"
+        async with http.post(url, json={"action": "later"}) as resp:
+            assert resp.status == 400
+        async with http.post(
+            f"{site.base}/api/wallboard/worklist/nobody", json={"action": "handled"}
+        ) as resp:
+            assert resp.status == 404
+    assert (await site.get("/api/wallboard"))["worklist"] == []
+    await site.ctid.interaction_log.flush()
+    engine = site.ctid.interaction_log.engine
+    (marked,) = load_events(engine, START - 60, site.world.now + 60, kinds=["WorkItemMarked"])
+    assert (marked["call_id"], marked["data"]["action"]) == (item["id"], "callback")
