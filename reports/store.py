@@ -617,13 +617,6 @@ def _ranked_percentiles(
                 tallies[group][f"wait_p{p}"] = row["wait"]
 
 
-def _overlap_sql(begin: Any, finish: Any, start: float, end: float) -> Any:
-    """Seconds of [begin, finish) inside [start, end), None ends meaning unbounded."""
-    low = case((and_(begin.is_not(None), begin > start), begin), else_=literal(start))
-    high = case((and_(finish.is_not(None), finish < end), finish), else_=literal(end))
-    return high - low
-
-
 def _state_seconds(
     connection: Connection, start: float, end: float
 ) -> tuple[dict[_StateKey, float], dict[str, tuple[float, str]]]:
