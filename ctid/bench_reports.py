@@ -27,6 +27,7 @@ from ctid.state import domain as d
 from reports.kpi import KpiSettings
 from reports.log import InteractionLog, _as_record, upgrade_database
 from reports.report import run_report
+from reports.store import DAY_S
 from reports.wallboard import Wallboard
 from routing.config import load_routing
 from routing.model import Strategy
@@ -36,7 +37,6 @@ from routing.sim import Policy, RoutingSim, Scenario
 log = structlog.get_logger("ctid.bench_reports")
 
 DAYS = 30
-DAY_S = 86_400.0
 RUNS = 5
 BATCH = 5_000  # events per writer transaction (the daemon's batches are up to `batch_size`, 1,000)
 SERVER = "pbx1"

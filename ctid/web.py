@@ -228,8 +228,9 @@ async def api_worklist_mark(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="no such worklist entry") from None
     except (ValueError, TypeError):
         raise web.HTTPBadRequest(text='send {"action": "handled"} or {"action": "callback"}') from None
+    item = board.worklist[marked.linkedid]  # held here: a midnight roll on publishing may clear the list
     _ctid(request).bus.publish("", [marked])  # logged (it outlives a restart) and applied by the wallboard
-    return web.json_response(asdict(board.worklist[marked.linkedid]))
+    return web.json_response(asdict(item))
 
 
 def _wallboard(request: web.Request) -> Wallboard:
