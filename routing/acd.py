@@ -28,12 +28,14 @@ class Acd:
         *,
         priority_of: PriorityOf = flat_priority,
         ageing_per_s: float = 1.0,
+        head_start_after_s: float = 0.0,
         default_tier: str = "C",
     ) -> None:
         self.queues = queues
         self.agents = agents
         self.priority_of = priority_of
         self.ageing_per_s = ageing_per_s
+        self.head_start_after_s = head_start_after_s
         self.default_tier = default_tier
         self.waiting: dict[str, WaitingCall] = {}  # by linkedid
         self._channels: dict[str, str] = {}  # linkedid -> contact channel
@@ -43,10 +45,15 @@ class Acd:
         self._offered: dict[str, WaitingCall] = {}  # offers not yet confirmed by the agent's phone ringing
 
     def reconfigure(
-        self, queues: dict[str, QueuePolicy], priority_of: PriorityOf, ageing_per_s: float
+        self,
+        queues: dict[str, QueuePolicy],
+        priority_of: PriorityOf,
+        ageing_per_s: float,
+        head_start_after_s: float,
     ) -> None:
         """A new routing.yaml applies at once, to callers already waiting too."""
-        self.queues, self.priority_of, self.ageing_per_s = queues, priority_of, ageing_per_s
+        self.queues, self.priority_of = queues, priority_of
+        self.ageing_per_s, self.head_start_after_s = ageing_per_s, head_start_after_s
         for linkedid, waiting in self.waiting.items():
             tier, customer = self._tiers.get(linkedid, (self.default_tier, ""))
             self.waiting[linkedid] = replace(waiting, base_priority=priority_of(tier, customer))
@@ -106,6 +113,7 @@ class Acd:
             self.agents.views(now, offerable_only=True),
             tuple(w for w in self.waiting.values() if w.channel),
             ageing_per_s=self.ageing_per_s,
+            head_start_after_s=self.head_start_after_s,
         )
 
     def step(self, now: float) -> list[OfferCall]:

@@ -194,6 +194,7 @@ class Priorities(_Settings):
     lost_customer_boost: Weight = 0.0
     vip_boost: Weight = 0.0
     ageing_per_s: Weight = 1.0
+    head_start_after_s: Weight = 5.0  # base and boosts count once a caller has waited this long
 
 
 class RoutingConfig(_Settings):

@@ -23,16 +23,25 @@ from routing.model import (
 SortKey = Callable[[AgentView], tuple[float | str, ...]]
 
 
-def effective_priority(call: WaitingCall, now: float, ageing_per_s: float) -> float:
-    """Base priority plus ageing: every second waited adds `ageing_per_s`, so no tier starves."""
-    return call.base_priority + ageing_per_s * max(0.0, now - call.arrived_at)
+def effective_priority(
+    call: WaitingCall, now: float, ageing_per_s: float, head_start_after_s: float = 0.0
+) -> float:
+    """Ageing, so no tier starves, plus the base priority once the caller has waited `head_start_after_s`.
+
+    Until then a caller keeps their place by arrival: with every base at or above zero, nobody who has
+    waited that long is overtaken by someone who has not (`routing.value.PriorityRules`).
+    """
+    waited = max(0.0, now - call.arrived_at)
+    head_start = call.base_priority if waited >= head_start_after_s else 0.0
+    return head_start + ageing_per_s * waited
 
 
 def queue_order(snapshot: RoutingSnapshot, now: float) -> list[WaitingCall]:
     """Waiting contacts, most urgent first; ties go to the longest waiting, then by call id."""
+    ageing, after = snapshot.ageing_per_s, snapshot.head_start_after_s
     return sorted(
         snapshot.waiting,
-        key=lambda c: (-effective_priority(c, now, snapshot.ageing_per_s), c.arrived_at, c.linkedid),
+        key=lambda c: (-effective_priority(c, now, ageing, after), c.arrived_at, c.linkedid),
     )
 
 
@@ -133,7 +142,7 @@ def _lines(
     snapshot: RoutingSnapshot, now: float, ready: dict[str, list[AgentView]]
 ) -> dict[str, list[_Entry]]:
     """Each queue's waiting calls in `queue_order`, as heaps, for the queues someone ready could serve."""
-    ageing = snapshot.ageing_per_s
+    ageing, after = snapshot.ageing_per_s, snapshot.head_start_after_s
     queues = snapshot.queues
     served = {
         name
@@ -145,10 +154,12 @@ def _lines(
     for index, call in enumerate(snapshot.waiting):
         line = line_of(call.queue)
         if line is not None:
-            arrived = call.arrived_at
+            waited = now - call.arrived_at
+            if waited < 0.0:
+                waited = 0.0
             # -effective_priority
-            key = -call.base_priority - (ageing * (now - arrived) if arrived < now else 0.0)
-            line.append((key, arrived, call.linkedid, index, call))
+            key = -ageing * waited - (call.base_priority if waited >= after else 0.0)
+            line.append((key, call.arrived_at, call.linkedid, index, call))
     for line in lines.values():
         heapq.heapify(line)
     return {name: line for name, line in lines.items() if line}

@@ -77,7 +77,7 @@ class RoutingSnapshot:
     agents: tuple[AgentView, ...]
     waiting: tuple[WaitingCall, ...]
     ageing_per_s: float = 1.0  # priority points gained per second of waiting
-    ring_timeout_default_s: float = 15.0
+    head_start_after_s: float = 0.0  # how long a caller waits before their base priority counts
 
 
 @dataclass(frozen=True, slots=True)

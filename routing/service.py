@@ -30,6 +30,7 @@ from routing.acd import Acd
 from routing.agents import AgentBook, AgentRecord
 from routing.commands import AmiAction, ami_actions
 from routing.config import RoutingConfig, queue_policies
+from routing.engine import effective_priority
 from routing.model import AgentStatus, Command, MoveToQueue, OfferCall, SendTo
 from routing.rules import queue_rules
 from routing.value import CustomerValue, PriorityRules, Tier, base_priority
@@ -51,6 +52,7 @@ def priority_rules(cfg: RoutingConfig) -> PriorityRules:
         lost_customer_boost=p.lost_customer_boost,
         vip_boost=p.vip_boost,
         ageing_per_s=p.ageing_per_s,
+        head_start_after_s=p.head_start_after_s,
         unknown_tier=Tier(cfg.tiers.default_tier),
     )
 
@@ -100,6 +102,7 @@ class RoutingService:
             self.book,
             priority_of=self._priority_of,
             ageing_per_s=self.rules.ageing_per_s,
+            head_start_after_s=self.rules.head_start_after_s,
             default_tier=cfg.tiers.default_tier,
         )
         self.server_of: dict[str, str] = {}  # linkedid -> the server the call is on
@@ -140,7 +143,9 @@ class RoutingService:
                 del self.book.agents[agent_id]
         self.book.by_device = {a.device: a for a in self.book.agents.values()}
         self.acd.default_tier = cfg.tiers.default_tier
-        self.acd.reconfigure(queue_policies(cfg), self._priority_of, self.rules.ageing_per_s)
+        self.acd.reconfigure(
+            queue_policies(cfg), self._priority_of, self.rules.ageing_per_s, self.rules.head_start_after_s
+        )
         self.kick()
 
     # ---- events in --------------------------------------------------------------------------------
@@ -276,7 +281,7 @@ class RoutingService:
                     "tier": call.tier,
                     "wait_s": round(now - call.arrived_at, 3),
                     "priority": round(
-                        call.base_priority + self.acd.ageing_per_s * (now - call.arrived_at), 3
+                        effective_priority(call, now, self.acd.ageing_per_s, self.acd.head_start_after_s), 3
                     ),
                 }
             )

@@ -94,6 +94,10 @@ class Policy:
     def ageing_per_s(self) -> float:
         return 1.0 if self.rules is None else self.rules.ageing_per_s
 
+    @property
+    def head_start_after_s(self) -> float:
+        return 0.0 if self.rules is None else self.rules.head_start_after_s
+
 
 @dataclass(frozen=True, slots=True)
 class SimResult:
@@ -144,6 +148,7 @@ class RoutingSim:
             self.book,
             priority_of=self.policy.priority_of(),
             ageing_per_s=self.policy.ageing_per_s,
+            head_start_after_s=self.policy.head_start_after_s,
         )
         self._ready: set[str] = set()  # who routing could offer a call to
         self._wrap_ends: list[float] = []  # when agents' wrap-ups end (some may have ended early)

@@ -118,6 +118,11 @@ class PriorityRules:
     A caller, lift a lost customer calling back (+60) above a plain B caller, and add half a point
     per second waited so a C caller overtakes a fresh A caller after (100 - 10) / 0.5 = 180 s.
     Callers we cannot identify, and customers not yet tiered, get `unknown_tier`.
+
+    A caller's base priority (tier and boosts) counts once they have waited `head_start_after_s`;
+    until then they keep their place by arrival. Callers hardly ever hang up in their first seconds
+    (METRICS.md's short abandons), while someone who has waited longer may hang up at any moment: a
+    caller who has only just arrived loses nothing by letting them go first, and abandons do not grow.
     """
 
     base: Mapping[Tier, float] = field(default_factory=_default_base)
@@ -125,6 +130,7 @@ class PriorityRules:
     lost_customer_boost: float = 60.0
     vip_boost: float = 150.0
     ageing_per_s: float = 0.5
+    head_start_after_s: float = 5.0
     unknown_tier: Tier = Tier.C
 
     def __post_init__(self) -> None:
@@ -133,6 +139,8 @@ class PriorityRules:
             raise ValueError(f"priority rules lack a base for tier(s) {', '.join(missing)}")
         if self.ageing_per_s < 0:
             raise ValueError("ageing_per_s must not be negative")
+        if self.head_start_after_s < 0:
+            raise ValueError("head_start_after_s must not be negative")
 
 
 def base_priority(tier: Tier | None, value: CustomerValue | None, rules: PriorityRules) -> float:
@@ -152,21 +160,3 @@ def base_priority(tier: Tier | None, value: CustomerValue | None, rules: Priorit
     if value.lifecycle is Lifecycle.LOST:
         priority += rules.lost_customer_boost
     return priority
-
-
-def aged_priority(base: float, waited_s: float, rules: PriorityRules) -> float:
-    """A waiting caller's priority now: it grows linearly with the wait, so nobody starves."""
-    return base + rules.ageing_per_s * max(waited_s, 0.0)
-
-
-def overtake_after_s(behind: float, ahead: float, rules: PriorityRules) -> float:
-    """Seconds a caller with base priority `behind` must wait to tie a fresh caller at `ahead`.
-
-    Any longer wait puts them strictly ahead. Infinite when nothing ages and `behind` < `ahead`.
-    """
-    gap = ahead - behind
-    if gap <= 0:
-        return 0.0
-    if rules.ageing_per_s == 0:
-        return math.inf
-    return gap / rules.ageing_per_s

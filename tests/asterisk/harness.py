@@ -272,6 +272,7 @@ agents:
 priorities:
   base: {A: 100, B: 50, C: 10}
   ageing_per_s: 0.1
+  head_start_after_s: 2
 pause_reasons: [no-answer, break]
 """
 ROUTING_AGENTS = ("alice", "bob", "carol", "dana")

@@ -61,6 +61,7 @@ def test_the_shipped_sample_loads_without_errors_or_warnings() -> None:
     assert (config.tiers.thresholds.top_a, config.tiers.thresholds.top_b) == (0.05, 0.15)
     assert config.tiers.weights.cost_to_serve < 0
     assert (config.priorities.base.A, config.priorities.base.B, config.priorities.base.C) == (12, 3, 0)
+    assert config.priorities.head_start_after_s == 5  # the short-abandon threshold (METRICS.md)
     assert "no-answer" in config.pause_reasons
     assert load_routing(SAMPLE, env={}) == config
 

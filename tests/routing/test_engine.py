@@ -35,9 +35,19 @@ def call(linkedid: str, *, arrived: float = NOW - 10, queue: str = "sales", **kw
 
 
 def snapshot(
-    agents: list[AgentView], waiting: list[WaitingCall], queue: QueuePolicy = SALES, ageing: float = 1.0
+    agents: list[AgentView],
+    waiting: list[WaitingCall],
+    queue: QueuePolicy = SALES,
+    ageing: float = 1.0,
+    head_start_after_s: float = 0.0,
 ) -> RoutingSnapshot:
-    return RoutingSnapshot({queue.name: queue}, tuple(agents), tuple(waiting), ageing_per_s=ageing)
+    return RoutingSnapshot(
+        {queue.name: queue},
+        tuple(agents),
+        tuple(waiting),
+        ageing_per_s=ageing,
+        head_start_after_s=head_start_after_s,
+    )
 
 
 def routed(snap: RoutingSnapshot) -> list[tuple[str, str]]:
@@ -138,6 +148,24 @@ def test_ageing_lets_a_long_waiting_c_caller_overtake_a_fresh_a_caller() -> None
     assert routed(snapshot([agent("1001")], [fresh_a, c_89])) == [("a", "1001")]
     assert routed(snapshot([agent("1001")], [fresh_a, c_95])) == [("c", "1001")]
     assert effective_priority(c_95, NOW, 1.0) > effective_priority(fresh_a, NOW, 1.0)
+
+
+def test_a_head_start_counts_only_once_the_caller_has_waited_the_delay() -> None:
+    # base A 100, C 10; the head start counts after 5 s of waiting
+    c_30 = call("c", arrived=NOW - 30, tier="C", base_priority=10)
+    c_4 = call("c", arrived=NOW - 4, tier="C", base_priority=10)
+    a_2 = call("a", arrived=NOW - 2, tier="A", base_priority=100)
+    a_5 = call("a", arrived=NOW - 5, tier="A", base_priority=100)
+    one = [agent("1001")]
+    # just arrived, A does not pass a caller who has waited past the delay, nor one who came first
+    assert routed(snapshot(one, [a_2, c_30], head_start_after_s=5.0)) == [("c", "1001")]
+    assert routed(snapshot(one, [a_2, c_4], head_start_after_s=5.0)) == [("c", "1001")]
+    # from 5 s on, A's head start counts again
+    assert routed(snapshot(one, [a_5, c_30], head_start_after_s=5.0)) == [("a", "1001")]
+    assert effective_priority(a_2, NOW, 1.0, 5.0) == 2.0
+    assert effective_priority(a_5, NOW, 1.0, 5.0) == 105.0
+    # without the delay a fresh A is first at once
+    assert routed(snapshot(one, [a_2, c_30])) == [("a", "1001")]
 
 
 def test_an_agent_who_let_the_call_ring_out_is_not_offered_it_again() -> None:
@@ -260,7 +288,7 @@ def reference_decide(snap: RoutingSnapshot, now: float) -> list[OfferCall]:
         if candidates:
             best = min(candidates, key=agent_key(queue.strategy, queue, waiting.tier))
             taken.add(best.agent_id)
-            priority = effective_priority(waiting, now, snap.ageing_per_s)
+            priority = effective_priority(waiting, now, snap.ageing_per_s, snap.head_start_after_s)
             offers.append(
                 OfferCall(
                     waiting.linkedid,
@@ -312,7 +340,7 @@ def overflowing_snapshots(draw: st.DrawFn) -> RoutingSnapshot:
             f"c{i}",
             f"ch{i}",
             draw(st.sampled_from([*names, "nowhere"])),
-            NOW - draw(st.sampled_from([0.0, 10.0, 40.0, 40.0, 90.0])),
+            NOW - draw(st.sampled_from([0.0, 3.0, 5.0, 10.0, 40.0, 40.0, 90.0])),
             tier=draw(st.sampled_from("ABC")),
             base_priority=draw(st.sampled_from([10.0, 50.0, 100.0])),
             excluded_agents=tuple(draw(st.sets(st.sampled_from(ids), max_size=2))),
@@ -320,7 +348,11 @@ def overflowing_snapshots(draw: st.DrawFn) -> RoutingSnapshot:
         for i in range(draw(st.integers(0, 15)))
     ]
     return RoutingSnapshot(
-        queues, tuple(agents), tuple(waiting), ageing_per_s=draw(st.sampled_from([0.0, 1.0]))
+        queues,
+        tuple(agents),
+        tuple(waiting),
+        ageing_per_s=draw(st.sampled_from([0.0, 1.0])),
+        head_start_after_s=draw(st.sampled_from([0.0, 5.0])),
     )
 
 

@@ -179,8 +179,15 @@ async def test_a_tier_a_caller_who_arrives_later_is_connected_first(make_site: A
     gold = await site.call("4000", "13900000001")
     queues = {q["queue"]: q for q in await site.get("/api/queues")}
     waiting = queues["sales"]["waiting"]
+    # the head start counts once A has waited head_start_after_s (5 s): until then C, who came first
+    assert [w["tier"] for w in waiting] == ["C", "A"]
+    assert waiting[1]["priority"] == waiting[1]["wait_s"] < 5
+    await site.run(5)
+    queues = {q["queue"]: q for q in await site.get("/api/queues")}
+    waiting = queues["sales"]["waiting"]
     assert [w["tier"] for w in waiting] == ["A", "C"]  # by priority: A first although C waits longer
-    assert waiting[1]["wait_s"] > waiting[0]["wait_s"]
+    assert waiting[1]["wait_s"] > waiting[0]["wait_s"] >= 5
+    assert waiting[0]["priority"] == pytest.approx(100 + waiting[0]["wait_s"], abs=0.01)
     assert await site.set_state("alice", "ready") == 200
     await site.run(3)
     assert await site.agent_of(gold) == agent_device("alice")

@@ -11,10 +11,8 @@ from routing.value import (
     PriorityRules,
     Tier,
     ValueWeights,
-    aged_priority,
     assign_tiers,
     base_priority,
-    overtake_after_s,
     tier_counts,
     value_score,
 )
@@ -123,23 +121,8 @@ def test_rules_need_a_base_for_every_tier() -> None:
         PriorityRules(base={Tier.A: 100.0, Tier.B: 50.0})
 
 
-def test_a_long_waiting_c_caller_overtakes_a_fresh_a_caller() -> None:
-    fresh_a = base_priority(Tier.A, value(), RULES)
-    c = base_priority(Tier.C, value(), RULES)
-    crossover = overtake_after_s(c, fresh_a, RULES)
-    # (100 - 10) points at 0.5 points per second
-    assert crossover == pytest.approx(180.0)
-    assert aged_priority(c, crossover - 1, RULES) < aged_priority(fresh_a, 0, RULES)
-    assert aged_priority(c, crossover, RULES) == pytest.approx(aged_priority(fresh_a, 0, RULES))
-    assert aged_priority(c, crossover + 1, RULES) > aged_priority(fresh_a, 0, RULES)
-
-
-def test_ageing_is_linear_and_ignores_negative_waits() -> None:
-    assert aged_priority(10.0, 60.0, RULES) == pytest.approx(40.0)
-    assert aged_priority(10.0, -5.0, RULES) == 10.0
-
-
-def test_without_ageing_nobody_overtakes() -> None:
-    still = PriorityRules(ageing_per_s=0.0)
-    assert overtake_after_s(10.0, 100.0, still) == float("inf")
-    assert overtake_after_s(100.0, 10.0, still) == 0.0
+def test_rules_refuse_negative_ageing_or_head_start_delay() -> None:
+    with pytest.raises(ValueError, match="ageing"):
+        PriorityRules(ageing_per_s=-1.0)
+    with pytest.raises(ValueError, match="head_start_after_s"):
+        PriorityRules(head_start_after_s=-1.0)
