@@ -268,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--load", type=float, default=0.95, help="routing: offered load per agent (rho)")
     bench.add_argument("--mix", default="0.10,0.30,0.60", help="routing: shares of tiers A,B,C")
     bench.add_argument("--hours", type=float, default=8.0, help="routing: hours of simulated traffic")
+    bench.add_argument(
+        "--seeds", default=None, help="routing: many seeds (1-24 or 1,5,9), ctid against FIFO on each"
+    )
     bench.add_argument("--calls", type=int, default=1_000_000, help="reports: calls in the 30-day log")
     bench.add_argument(
         "--databases", default="sqlite,postgresql", help="reports: which databases to load and time"

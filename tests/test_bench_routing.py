@@ -43,3 +43,18 @@ def test_bench_routing_prints_every_policy_per_tier_and_the_decision_latency() -
     assert 0 < latency["p50_ms"] <= latency["p99_ms"]
     assert latency["offers"] > 0
     assert set(result["targets"]) >= {"ctid_tier_a_service_level_ge_95pct", "decision_p99_le_2ms"}
+
+
+def test_bench_routing_over_seeds_pairs_ctid_with_fifo_on_each_seed() -> None:
+    result = bench("--seeds", "3-4,6", "--agents", "12", "--hours", "0.5")
+    assert result["seeds"] == [3, 4, 6]
+    assert [run["seed"] for run in result["runs"]] == [3, 4, 6]
+    differences = [run["abandoned"]["ctid"] - run["abandoned"]["fifo_longest_idle"] for run in result["runs"]]
+    paired = result["abandoned_ctid_minus_fifo"]
+    assert paired["mean"] == round(sum(differences) / 3, 2)
+    assert paired["ci95_normal"][0] <= paired["mean"] <= paired["ci95_normal"][1]
+    assert paired["ctid_more"] + paired["equal"] + paired["ctid_fewer"] == 3
+    assert paired["ctid_more"] == sum(d > 0 for d in differences)
+    held = result["targets_held_on_seeds"]
+    for name, count in held.items():
+        assert count == sum(run["targets"][name] for run in result["runs"])
