@@ -344,12 +344,19 @@ async def test_a_reload_applies_to_callers_already_waiting_and_a_broken_file_cha
     plain = await site.call("4000", "13900000003")
     await site.call("4000", "13900000001")
     original = site.routing_file.read_text()
-    site.routing_file.write_text(
-        original.replace("base: {A: 100, B: 50, C: 10}", "base: {A: 100, B: 50, C: 500}")
-    )
+    assert [w["tier"] for w in (await queue_of(site, "sales"))["waiting"]] == ["C", "A"]  # A's delay
+    no_delay = original.replace("  ageing_per_s: 1.0\n", "  ageing_per_s: 1.0\n  head_start_after_s: 0\n")
+    site.routing_file.write_text(no_delay)
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{site.base}/api/routing/reload") as resp:
             assert resp.status == 200 and (await resp.json())["version"] == 2
+        waiting = (await queue_of(site, "sales"))["waiting"]
+        assert [w["tier"] for w in waiting] == ["A", "C"]  # without the delay, A's head start counts at once
+        site.routing_file.write_text(
+            no_delay.replace("base: {A: 100, B: 50, C: 10}", "base: {A: 100, B: 50, C: 500}")
+        )
+        async with http.post(f"{site.base}/api/routing/reload") as resp:
+            assert resp.status == 200 and (await resp.json())["version"] == 3
         waiting = (await queue_of(site, "sales"))["waiting"]
         assert [w["tier"] for w in waiting] == ["C", "A"]  # the waiting C caller is now ahead
         broken = site.routing_file.read_text().replace(
@@ -358,14 +365,15 @@ async def test_a_reload_applies_to_callers_already_waiting_and_a_broken_file_cha
         site.routing_file.write_text(broken)
         async with http.post(f"{site.base}/api/routing/reload") as resp:
             body = await resp.json()
-        assert resp.status == 422 and body["version"] == 2
+        assert resp.status == 422 and body["version"] == 3
         line = next(n for n, text in enumerate(broken.splitlines(), 1) if text.startswith("\t"))
         assert any(f"{site.routing_file}:{line}:" in error for error in body["errors"]), body["errors"]
         async with http.get(f"{site.base}/api/routing/history") as resp:
-            assert [(v["version"], v["current"]) for v in await resp.json()] == [(2, True), (1, False)]
+            versions = [(v["version"], v["current"]) for v in await resp.json()]
+            assert versions == [(3, True), (2, False), (1, False)]
     assert await site.set_state("alice", "ready") == 200
     await site.run(3)
-    assert await site.agent_of(plain) == agent_device("alice")  # routed on version 2, not the broken file
+    assert await site.agent_of(plain) == agent_device("alice")  # routed on version 3, not the broken file
 
 
 async def queue_of(site: Site, name: str) -> dict[str, Any]:
