@@ -200,11 +200,11 @@ class Ctid:
         from sqlalchemy.exc import SQLAlchemyError
 
         from reports.log import load_events
-        from reports.store import contacts_since
+        from reports.store import DAY_S, contacts_since
         from reports.wallboard import FOLLOWED
 
         def load() -> tuple[list[Any], list[dict[str, Any]]]:
-            since = self.clock.now() - 86_400
+            since = self.clock.now() - DAY_S
             engine = self.interaction_log.engine
             with engine.connect() as connection:
                 contacts = contacts_since(connection, since)
