@@ -143,12 +143,23 @@ class CtidConfig(_Settings):
     database: Url = Field(default="sqlite:///ctid.db", repr=False)
     # where the interaction log keeps events while the database is unreachable (replayed in order after)
     spool: str = "ctid-spool.jsonl"
+    # Sharing state between instances through Redis is not built yet: refused rather than silently ignored.
     redis: Url | None = Field(default=None, repr=False)
     log: LogSettings = LogSettings()
     # routing.yaml (queues, agents, priorities), relative to this file; none: ctid watches but does not route
     routing: str | None = None
     wallboard: WallboardSettings = WallboardSettings()
     reports: ReportSettings = ReportSettings()
+
+    @field_validator("redis")
+    @classmethod
+    def _redis_not_yet_supported(cls, url: str | None) -> None:
+        if url is not None:
+            raise ValueError(
+                "not supported yet: ctid runs as one instance with its state in process; "
+                "remove the key or set it to null"
+            )
+        return None
 
     @field_validator("asterisk")
     @classmethod
