@@ -86,6 +86,7 @@ class Ctid:
 
         self.db = self.interaction_log.engine  # one pool per database: the log's
         create_schema(self.db)
+        self.interaction_log.on_new_database.append(create_schema)  # a SQLite file replaced under ctid
 
         def apply(cfg: RoutingConfig) -> None:
             if self.routing is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -39,3 +41,38 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+class DatabaseFileWatch:
+    """Notices a SQLite file replaced or removed under ctid: open connections would go on writing to the
+    old inode (a deleted file, or one no longer at the path), and every row written there would be lost.
+
+    `settle()` takes the file as it is now; `changed()` then says 'removed' or 'replaced', or '' while it is
+    the same file. Other databases, and SQLite in memory, never change.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        url = engine.url
+        database = url.database if url.get_backend_name() == "sqlite" else None
+        self.path = Path(database) if database not in (None, "", ":memory:") else None
+        self._identity: tuple[int, int] | None = None
+
+    def _stat(self) -> tuple[int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (found.st_dev, found.st_ino)
+
+    def settle(self) -> None:
+        self._identity = self._stat()
+
+    def changed(self) -> str:
+        if self.path is None or self._identity is None:
+            return ""
+        now = self._stat()
+        if now == self._identity:
+            return ""
+        return "removed" if now is None else "replaced"

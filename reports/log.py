@@ -46,7 +46,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ctid.db import Base, make_engine
+from ctid.db import Base, DatabaseFileWatch, make_engine
 from ctid.errors import CtidError
 from ctid.state.domain import DomainEvent
 from reports.store import STORE_TABLES, Materializer, copy_to_scratch, upsert
@@ -371,6 +371,10 @@ class InteractionLog:
         retry_interval_s: float = 1.0,
     ) -> None:
         self.engine = open_engine(url)
+        self._file = DatabaseFileWatch(self.engine)
+        # other components' tables, made (in the writer's thread) with the log's own whenever it makes them:
+        # at start, and again when the SQLite file was removed or replaced under ctid
+        self.on_new_database: list[Callable[[Engine], None]] = []
         self.spool_path = spool_path
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
@@ -510,8 +514,16 @@ class InteractionLog:
         return 0, len(records)
 
     def _ensure_schema(self) -> None:
+        if self._schema_ready and (change := self._file.changed()):
+            # SQLite's open connections would write on into the old file: drop them, start a new one
+            log.warning("interaction_log_db_file_changed", change=change, path=str(self._file.path))
+            self.engine.dispose()
+            self._schema_ready = False
         if not self._schema_ready:
             upgrade_database(self.engine)
+            for create in self.on_new_database:
+                create(self.engine)
+            self._file.settle()
             self._schema_ready = True
 
     def _write(self, records: list[dict[str, Any]]) -> int:

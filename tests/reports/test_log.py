@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +311,39 @@ async def test_an_unreachable_database_spools_in_order_and_replays_when_back(tmp
     assert sequence(event_ids(url)) == list(range(1, 31))
     assert set(interactions(url)) == {"1.1", "2.1", "3.1"}
     assert load_gaps(url, T0, T0 + 10) == [{"server": "pbx1", "start": T0 + 5, "end": T0 + 6}]
+    await log.close()
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+async def test_a_database_file_removed_or_replaced_under_ctid_is_noticed_and_reopened(
+    tmp_path: Path, how: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite's open connections would write on into the old inode: every later row would be lost."""
+    path = tmp_path / "ctid.db"
+    url = f"sqlite:///{path}"
+    log = InteractionLog(url, tmp_path / "spool.jsonl")
+    made: list[str] = []
+    log.on_new_database.append(lambda engine: made.append(str(engine.url)))
+    await log.start()
+    for event in transferred_call("1.1", T0):
+        log.record("pbx1", event)
+    await log.flush()
+    assert set(interactions(url)) == {"1.1"} and len(made) == 1
+    backup = tmp_path / "backup.db"
+    with sqlite3.connect(path) as live, sqlite3.connect(backup) as copy:
+        live.backup(copy)  # what is still in the write-ahead log too
+    for sidecar in (path, path.with_name("ctid.db-wal"), path.with_name("ctid.db-shm")):
+        sidecar.unlink(missing_ok=True)
+    if how == "replaced":
+        shutil.move(backup, path)  # an operator restores yesterday's copy over the live file
+    for event in transferred_call("2.1", T0 + 10):
+        log.record("pbx1", event)
+    await log.flush()
+    assert path.exists()
+    expected = {"1.1", "2.1"} if how == "replaced" else {"2.1"}
+    assert set(interactions(url)) == expected  # written to the file at the path, not the vanished one
+    assert len(made) == 2  # other components' tables are made again in the new file
+    assert "interaction_log_db_file_changed" in capsys.readouterr().out
     await log.close()
 
 
