@@ -310,7 +310,9 @@ class FastAgiServer:
         """Count a refused connection; log it unless the same reason was logged moments ago."""
         self.refused[reason] = self.refused.get(reason, 0) + 1
         AGI_SESSIONS.labels("none", reason).inc()
-        count = self._budget.admit(reason, self.clock())
+        # anonymous noise (a port scan) has its own budget, so it cannot hide a real call's refusal
+        key = reason if not context.get("uniqueid") else f"{reason}:call"
+        count = self._budget.admit(key, self.clock())
         if count is not None:
             log.warning("agi_session_refused", reason=reason, count=count, **context)
 
