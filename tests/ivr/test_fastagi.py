@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from ctid.config import load_config
+from ctid.errors import ConfigError
+from ivr import IvrServer
 from ivr.fastagi import (
     MAX_SESSIONS_CEILING,
     AgiReply,
@@ -78,3 +83,37 @@ def test_default_session_cap_is_a_quarter_of_the_file_limit_at_most_512() -> Non
     assert default_max_sessions(20_000) == MAX_SESSIONS_CEILING == 512
     assert default_max_sessions(8) == 2
     assert 1 <= default_max_sessions() <= 512
+
+
+def test_ctid_yaml_agi_limits_reach_the_server(tmp_path: Path) -> None:
+    config = tmp_path / "ctid.yaml"
+    config.write_text(
+        "asterisk:\n  - {name: pbx1, host: 127.0.0.1, username: ctid, secret: ctid}\n"
+        "agi: {port: 0, max_sessions: 40, header_max_bytes: 8192, header_timeout_s: 2, idle_timeout_s: 30}\n"
+    )
+    ivr = IvrServer.from_settings(load_config(config).agi)
+    assert (ivr.host, ivr.port, ivr.server.max_sessions) == ("127.0.0.1", 0, 40)
+    limits = ivr.server.limits
+    assert (limits.header_max_bytes, limits.header_timeout_s, limits.idle_timeout_s) == (8192, 2.0, 30.0)
+    derived = load_config(config).agi.model_copy(update={"max_sessions": None})
+    assert IvrServer.from_settings(derived).server.max_sessions == default_max_sessions()
+
+
+@pytest.mark.parametrize(
+    ("agi", "message"),
+    [
+        ("{max_sessions: 0}", "agi.max_sessions"),
+        ("{header_max_bytes: 10}", "agi.header_max_bytes"),
+        ("{idle_timeout_s: 0}", "agi.idle_timeout_s"),
+        ("{max_session: 10}", "agi.max_session"),
+    ],
+)
+def test_agi_limits_are_checked_with_file_and_line(tmp_path: Path, agi: str, message: str) -> None:
+    config = tmp_path / "ctid.yaml"
+    config.write_text(
+        f"asterisk:\n  - {{name: pbx1, host: 127.0.0.1, username: ctid, secret: ctid}}\nagi: {agi}\n"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_config(config)
+    [line] = error.value.errors
+    assert line.startswith(f"{config}:3:") and message in line
