@@ -297,7 +297,10 @@ class FastAgiServer:
                     continue
                 if exc.errno in _ACCEPT_TRANSIENT:
                     continue
-                raise
+                # anything else: keep listening, slowly (a dead acceptor would strand every later call)
+                self._refuse("accept_error", error=errno.errorcode.get(exc.errno or 0, type(exc).__name__))
+                await asyncio.sleep(self.limits.accept_retry_s)
+                continue
             if len(self._sessions) >= self.max_sessions:
                 conn.close()
                 self._refuse("over_capacity", max_sessions=self.max_sessions)

@@ -187,6 +187,16 @@ async def test_a_slow_client_is_cut_at_the_header_timeout(rig: Rig) -> None:
     assert (refused["reason"], refused["waiting_for"], refused["uniqueid"]) == ("timeout", "header", UNIQUEID)
 
 
+async def test_a_client_speaking_another_protocol_is_refused(rig: Rig) -> None:
+    with capture_logs() as logs:
+        http = await converse(rig.port, b"GET /healthz HTTP/1.1\r\nHost: ctid\r\n\r\n")
+        binary = await converse(rig.port, bytes(range(256)) * 4 + b"\n")
+        no_script = await converse(rig.port, b"agi_network: yes\n\n")
+        assert served(await converse(rig.port, environment()))
+    assert all(c.closed_by_ctid and not c.commands for c in (http, binary, no_script))
+    assert [e["reason"] for e in events(logs, "agi_session_refused")] == ["bad_header"] * 3
+
+
 async def test_a_client_that_stops_answering_is_cut_at_the_idle_timeout(rig: Rig) -> None:
     with capture_logs() as logs:
         silent = await converse(rig.port, environment(), answer=lambda _: b"")
