@@ -1,4 +1,4 @@
-"""ctid's FastAGI server: the AGI() steps of the dialplan contract (`inbound`, `outbound`, `survey`)."""
+"""The dialplan contract's AGI() scripts (inbound, outbound, survey, callback), served by ivr.fastagi."""
 
 from __future__ import annotations
 
