@@ -58,9 +58,17 @@ class Listener(_Settings):
 
 
 class AgiListener(Listener):
-    """The FastAGI server Asterisk's dialplan connects to (`AGI(agi://host:4573/...)`)."""
+    """The FastAGI server Asterisk's dialplan connects to (`AGI(agi://host:4573/...)`), and what one client
+    may cost it: sessions beyond `max_sessions` are closed at once, a session whose header is too large or
+    too slow, or whose replies stop for `idle_timeout_s`, is ended."""
 
     port: ListenPort = 4573
+    # None: a quarter of the process's open-file limit, at most 512 (see ivr.fastagi.default_max_sessions)
+    max_sessions: int | None = Field(default=None, ge=1, le=100_000)
+    header_max_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    header_timeout_s: Seconds = 5.0
+    # the longest wait for Asterisk's reply to one command, prompts and digit collection included
+    idle_timeout_s: Seconds = 60.0
 
 
 class WebListener(Listener):

@@ -65,7 +65,7 @@ class Ctid:
         self._watcher: asyncio.Task[None] | None = None
         self.wallboard: Wallboard | None = None
         self.db: Engine | None = None
-        self.ivr = IvrServer(config.agi.host, config.agi.port)
+        self.ivr = IvrServer.from_settings(config.agi)
         if config.routing is not None:
             self._start_routing(Path(config.routing))
         self.web_runner: Any = None

@@ -1,5 +1,16 @@
 """ivr: ctid's FastAGI server for the dialplan contract's AGI steps (identify, outbound AMD, survey)."""
 
-from ivr.server import AgiSession, Identification, IvrServer, agi_quote, default_identify
+from ivr.fastagi import AgiLimits, AgiReply, AgiSession, AgiSessionEnded, FastAgiServer, agi_quote
+from ivr.server import Identification, IvrServer, default_identify
 
-__all__ = ["AgiSession", "Identification", "IvrServer", "agi_quote", "default_identify"]
+__all__ = [
+    "AgiLimits",
+    "AgiReply",
+    "AgiSession",
+    "AgiSessionEnded",
+    "FastAgiServer",
+    "Identification",
+    "IvrServer",
+    "agi_quote",
+    "default_identify",
+]

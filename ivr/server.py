@@ -1,17 +1,15 @@
-"""ctid's FastAGI server: the AGI() steps of the dialplan contract (`inbound`, `outbound`, `survey`)."""
+"""The dialplan contract's AGI() scripts (inbound, outbound, survey, callback), served by ivr.fastagi."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
-from panoramisk.fast_agi import Application, Request
 
-from ctid.metrics import AGI_SESSIONS
+from ctid.config import AgiListener
+from ivr.fastagi import AgiLimits, AgiSession, FastAgiServer, Script
 
 log = structlog.get_logger("ctid.ivr")
 
@@ -42,82 +40,46 @@ async def default_identify(caller: str, dnis: str) -> Identification:
     return Identification(queue="default")
 
 
-def agi_quote(value: str) -> str:
-    """A value as one quoted AGI argument."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-class AgiSession:
-    """One FastAGI conversation: the agi_* environment and commands with their parsed results."""
-
-    def __init__(self, request: Request) -> None:
-        self.request = request
-        self.env: dict[str, str] = dict(request.headers)
-
-    async def command(self, line: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request.send_command(line)
-        if "error" in result:
-            log.warning("agi_command_failed", command=line.split(" ", 2)[:2], error=result.get("error"))
-        return result
-
-    async def get_variable(self, name: str) -> str:
-        result = await self.command(f"GET VARIABLE {name}")
-        data = result.get("result")
-        # panoramisk gives ('1', 'value') for "200 result=1 (value)" and ('0', '') when unset
-        if isinstance(data, tuple) and len(data) == 2 and data[0] == "1":
-            return str(data[1])
-        return ""
-
-    async def set_variable(self, name: str, value: str) -> None:
-        await self.command(f"SET VARIABLE {name} {agi_quote(value)}")
-
-
 class IvrServer:
     """Serves the contract's AGI scripts; each handler sets CTID_* variables, never blocks routing."""
 
-    def __init__(self, host: str, port: int, identify: Identify = default_identify) -> None:
-        self.host = host
-        self.port = port
+    def __init__(
+        self, host: str, port: int, identify: Identify = default_identify, limits: AgiLimits | None = None
+    ) -> None:
         self.identify = identify
-        self._server: asyncio.base_events.Server | None = None
-        self.app = Application(default_encoding="utf-8")
-        self.app.add_route("inbound", self._wrap("inbound", self.inbound))
-        self.app.add_route("outbound", self._wrap("outbound", self.outbound))
-        self.app.add_route("survey", self._wrap("survey", self.survey))
-        self.app.add_route("callback", self._wrap("callback", self.callback))
         self.callbacks: list[CallbackRequest] = []  # accepted offers, for the dialer to call back
+        scripts: dict[str, Script] = {
+            "inbound": self.inbound,
+            "outbound": self.outbound,
+            "survey": self.survey,
+            "callback": self.callback,
+        }
+        self.server = FastAgiServer(host, port, scripts, limits)
+
+    @classmethod
+    def from_settings(cls, settings: AgiListener) -> IvrServer:
+        """The server ctid.yaml's `agi:` describes: its address and its limits."""
+        limits = AgiLimits(
+            max_sessions=settings.max_sessions,
+            header_max_bytes=settings.header_max_bytes,
+            header_timeout_s=settings.header_timeout_s,
+            idle_timeout_s=settings.idle_timeout_s,
+        )
+        return cls(settings.host, settings.port, limits=limits)
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        return self.server.port
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self.app.handler, self.host, self.port)
-        sockets = self._server.sockets or ()
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
-        log.info("agi_listening", host=self.host, port=self.port)
+        await self.server.start()
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    def _wrap(
-        self, script: str, handler: Callable[[AgiSession], Awaitable[None]]
-    ) -> Callable[[Request], Awaitable[None]]:
-        async def route(request: Request) -> None:
-            session = AgiSession(request)
-            bound = log.bind(uniqueid=session.env.get("agi_uniqueid", ""), script=script)
-            try:
-                await handler(session)
-                AGI_SESSIONS.labels(script, "ok").inc()
-            except (
-                ConnectionError,
-                asyncio.IncompleteReadError,
-                ValueError,
-            ) as exc:  # ValueError: EOF mid-reply
-                AGI_SESSIONS.labels(script, "hangup").inc()
-                bound.info("agi_session_ended_early", error=type(exc).__name__)
-
-        return route
+        await self.server.close()
 
     async def inbound(self, session: AgiSession) -> None:
         caller = session.env.get("agi_callerid", "")
@@ -146,9 +108,8 @@ class IvrServer:
         """Offer a call back instead of waiting: 1 accepts (CTID_CALLBACK=accepted), else it declines."""
         number = session.env.get("agi_callerid", "")
         queue = await session.get_variable("CTID_QUEUE")
-        result = await session.command("GET DATA ctid-callback-offer 5000 1")
-        digits = result.get("result", "")
-        accepted = (digits[0] if isinstance(digits, tuple) else str(digits)).strip() == "1"
+        reply = await session.command("GET DATA ctid-callback-offer 5000 1")
+        accepted = reply.ok and reply.result.strip() == "1"
         await session.set_variable("CTID_CALLBACK", "accepted" if accepted else "declined")
         if accepted:
             self.callbacks.append(

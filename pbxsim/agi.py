@@ -67,7 +67,9 @@ class AgiSession:
         ]
 
     def environment_bytes(self) -> bytes:
-        return "".join(f"{k}: {v}\n" for k, v in self.environment()).encode("utf-8") + b"\n"
+        """The environment as sent: UTF-8, or the charset in SIM_AGI_CHARSET (a trunk's Latin-1 names)."""
+        charset = self.world.lookup(self.channel, "SIM_AGI_CHARSET") or "utf-8"
+        return "".join(f"{k}: {v}\n" for k, v in self.environment()).encode(charset, "replace") + b"\n"
 
     def command(self, line: str) -> str:
         """Run one AGI command; returns the reply line (without its newline)."""
