@@ -36,6 +36,8 @@ _NUMBER_KEYS = frozenset(
         "connectedlinenum",
     }
 )
+# Caller-ID names come from anyone who can dial in: personal data, and hostile text (control characters).
+_NAME_KEYS = frozenset({"caller_name", "calleridname", "connected_name", "connectedlinename"})
 _KEPT_DIGITS = 4
 _DIGIT = re.compile(r"\d")
 
@@ -63,6 +65,14 @@ def mask_number(num: str) -> str:
     return _DIGIT.sub(hide, num)
 
 
+def mask_name(name: str) -> str:
+    """A caller-ID name down to its first character (never a control character) and one star per other."""
+    if not name:
+        return name
+    first = name[0] if name[0].isprintable() else "?"
+    return first + "*" * (len(name) - 1)
+
+
 def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """Replace the value of any key named like a secret, password, token or authorization with `***`."""
     for key, value in event_dict.items():
@@ -71,11 +81,12 @@ def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDic
 
 
 def mask_phone_numbers(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """Mask the values of caller/number keys with mask_number, unless logging is configured at debug level."""
+    """Mask caller/number keys with mask_number and caller-ID names with mask_name, unless logging is
+    configured at debug level."""
     if not _mask_numbers:
         return event_dict
     for key, value in event_dict.items():
-        event_dict[key] = _mask_value(value) if key.lower() in _NUMBER_KEYS else _mask_nested(value)
+        event_dict[key] = _masked(key, value)
     return event_dict
 
 
@@ -195,12 +206,19 @@ def _mask_value(value: Any) -> Any:
     return _mask_nested(value)
 
 
+def _masked(key: object, value: Any) -> Any:
+    if isinstance(key, str):
+        lowered = key.lower()
+        if lowered in _NUMBER_KEYS:
+            return _mask_value(value)
+        if lowered in _NAME_KEYS and isinstance(value, str):
+            return mask_name(value)
+    return _mask_nested(value)
+
+
 def _mask_nested(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {
-            k: _mask_value(v) if isinstance(k, str) and k.lower() in _NUMBER_KEYS else _mask_nested(v)
-            for k, v in value.items()
-        }
+        return {k: _masked(k, v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_mask_nested(item) for item in value]
     return value

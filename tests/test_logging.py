@@ -121,6 +121,20 @@ def test_numbers_are_masked_at_info() -> None:
     assert line["agent"] == "1001"
 
 
+def test_caller_id_names_are_masked_at_info_and_never_carry_control_characters() -> None:
+    stream = configured("info")
+    get_logger("ctid.daemon").info(
+        "CallArrived",
+        caller_name="张伟",
+        headers={"CallerIDName": "\x1b[2JMuñoz", "ConnectedLineName": ""},
+        name="alice",  # an agent's name from routing.yaml is not a caller's
+    )
+    (line,) = json_lines(stream)
+    assert line["caller_name"] == "张*"
+    assert line["headers"] == {"CallerIDName": "?********", "ConnectedLineName": ""}
+    assert line["name"] == "alice"
+
+
 def test_numbers_are_kept_at_debug() -> None:
     stream = configured("debug")
     get_logger("ctid.screenpop").info("screen_popped", caller="13800001111")
