@@ -71,7 +71,7 @@ class TestAmiClient:
             raw = await self._reader.readline()
             if not raw:
                 return
-            line = raw.decode("utf-8").rstrip("\r\n")
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")  # a trunk's Latin-1 name too
             if line:
                 key, _, value = line.partition(": ")
                 current.setdefault(key, value)
@@ -84,20 +84,23 @@ class TestAmiClient:
                 if not waiter.future.done() and waiter.predicate(message):
                     waiter.future.set_result(message)
 
-    def send(self, action: str, **headers: HeaderValue) -> str:
-        """Send an action without waiting; returns its ActionID. A list value repeats the header."""
+    def send(self, action: str, charset: str = "utf-8", **headers: HeaderValue) -> str:
+        """Send an action without waiting; returns its ActionID. A list value repeats the header; `charset`
+        encodes the whole action (latin-1 plays a trunk that sends caller names so)."""
         assert self._writer is not None, "not connected"
         action_id = f"test-{next(self._ids)}"
         lines = [f"Action: {action}", f"ActionID: {action_id}"]
         for key, value in headers.items():
             values = value if isinstance(value, list) else [str(value)]
             lines += [f"{key}: {v}" for v in values]
-        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
+        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode(charset))
         return action_id
 
-    async def action(self, action: str, timeout: float = 10.0, **headers: HeaderValue) -> Message:
+    async def action(
+        self, action: str, timeout: float = 10.0, charset: str = "utf-8", **headers: HeaderValue
+    ) -> Message:
         """Send an action and return its response; `Response: Error` raises AmiError."""
-        action_id = self.send(action, **headers)
+        action_id = self.send(action, charset, **headers)
         response = await self.wait_for(
             lambda m: m.get("ActionID") == action_id and "Response" in m, timeout=timeout, after=None
         )

@@ -454,12 +454,15 @@ class Pbx:
         self.ami = ami
 
     async def inbound_call(
-        self, number: str, name: str, patience_s: int = 3600, exten: str = "4000"
+        self, number: str, name: str, patience_s: int = 3600, exten: str = "4000", charset: str = "utf-8"
     ) -> Contact:
-        """A customer (Local/pN@sim-callers) calls `exten` in ctid-inbound; returns once in ctid-wait."""
+        """A customer (Local/pN@sim-callers) calls `exten` in ctid-inbound; returns once in ctid-wait.
+
+        `charset` is how the caller's name is sent (latin-1, as many trunks do)."""
         mark = self.ami.mark()
         await self.ami.action(
             "Originate",
+            charset=charset,
             Channel=f"Local/p{patience_s}@sim-callers",
             Context="ctid-inbound",
             Exten=exten,

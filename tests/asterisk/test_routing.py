@@ -25,6 +25,7 @@ from routing.customers import Customer, import_csv_text
 from routing.value import Tier
 from tests.asterisk.amiclient import event
 from tests.asterisk.harness import (
+    AGI_PORT,
     ROUTING_AGENTS,
     AsteriskInstance,
     CtidHttp,
@@ -175,6 +176,30 @@ async def test_a_blind_transfer_to_another_queue_is_routed_there_with_its_histor
     assert connected["agents"] == [ALICE, CAROL]
     (transfer,) = timeline_events(await http.get_ok(f"/api/calls/{caller.linkedid}"), "CallTransferred")
     assert (transfer["transfer"], transfer["to_queue"]) == ("blind", "200")
+    await assert_matches_asterisk(http, asterisk)
+
+
+async def test_an_empty_agi_connection_a_half_header_and_a_latin1_caller_name_do_not_stop_routing(
+    routed: Pbx, http: CtidHttp, asterisk: AsteriskInstance
+) -> None:
+    """A port scan, a torn header and a trunk that sends names in Latin-1: the next caller is still
+    identified over FastAGI and routed (panoramisk's FastAGI loop spun for good on the first)."""
+    _, writer = await asyncio.open_connection("127.0.0.1", AGI_PORT)
+    writer.close()
+    _, writer = await asyncio.open_connection("127.0.0.1", AGI_PORT)
+    writer.write(b"agi_network: yes\nagi_network_script: inbound\nagi_uniq")
+    await writer.drain()
+    writer.close()
+    assert (await asyncio.wait_for(http.get_ok("/healthz"), 1.0))["ok"]
+    await set_state(http, "alice", "ready")
+    mark = routed.ami.mark()
+    caller = await routed.inbound_call(PLAIN, "Muñoz", exten="4100", charset="latin-1")
+    queued = await routed.ami.wait_for(
+        event("VarSet", Variable="CTID_QUEUE", Linkedid=caller.linkedid), after=mark, timeout=5
+    )
+    assert queued["Value"] == "sales", "the IVR step identified the caller and set the queue over FastAGI"
+    connected = await http.wait_call(caller.linkedid, lambda c: c["state"] == "connected", "connected")
+    assert connected["agent"] == ALICE
     await assert_matches_asterisk(http, asterisk)
 
 
