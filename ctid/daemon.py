@@ -26,6 +26,7 @@ from ivr import IvrServer
 from reports.log import InteractionLog
 from reports.wallboard import Wallboard
 from routing.commands import AmiAction
+from routing.persist import AgentStateStore
 from routing.service import RoutingService
 from routing.versions import RoutingConfigManager
 
@@ -65,6 +66,8 @@ class Ctid:
         self._watcher: asyncio.Task[None] | None = None
         self.wallboard: Wallboard | None = None
         self.db: Engine | None = None
+        self.agent_states: AgentStateStore | None = None
+        self._first_sync_pending: set[str] = set()  # servers whose first resync settles restored calls
         self.ivr = IvrServer(config.agi.host, config.agi.port)
         if config.routing is not None:
             self._start_routing(Path(config.routing))
@@ -86,11 +89,16 @@ class Ctid:
 
         self.db = self.interaction_log.engine  # one pool per database: the log's
         create_schema(self.db)
+        agent_states = self.agent_states = AgentStateStore(self.db)
 
         def apply(cfg: RoutingConfig) -> None:
             if self.routing is None:
                 self.routing = RoutingService(
-                    cfg, self._send_actions, self.clock, publish=lambda events: self.bus.publish("", events)
+                    cfg,
+                    self._send_actions,
+                    self.clock,
+                    publish=lambda events: self.bus.publish("", events),
+                    save_states=agent_states.save,
                 )
             else:
                 self.routing.apply_config(cfg)
@@ -133,6 +141,7 @@ class Ctid:
                 assert start is not None
                 self.interaction_log.record_gap(server.name, start, now)
             self.bus.publish(server.name, events)
+            self._first_sync_done(server.name)
 
         def on_disconnect() -> None:
             if self._stopping:
@@ -179,6 +188,8 @@ class Ctid:
         await self.interaction_log.start()
         if self.wallboard is not None:
             await self._resume_wallboard(self.wallboard)
+        if self.routing is not None and self.agent_states is not None:
+            await self._restore_agents(self.routing, self.agent_states)
         await self.ivr.start()
         self.web_runner, self.web_port = await start_web(self, self.config.web.host, self.config.web.port)
         for state in self.servers.values():
@@ -193,6 +204,33 @@ class Ctid:
         if self.wallboard is not None:
             self.wallboard.start()
         log.info("ctid_started", web_port=self.web_port, agi_port=self.ivr.port, servers=list(self.servers))
+
+    async def _restore_agents(self, routing: RoutingService, store: AgentStateStore) -> None:
+        """Agents keep their states across a restart; those saved on a call wait for the first resync."""
+        saved = await store.load()
+        counts = routing.restore_agents(saved or {})
+        log.info("agent_states_restored", saved=saved is not None, **counts)
+        store.start()
+        self._first_sync_pending = set(self.servers)
+        if not self._first_sync_pending:
+            routing.confirm_agent_calls({})
+
+    def _first_sync_done(self, server: str) -> None:
+        """Once every server has resynced after the start, agents restored on a call keep it only if
+        their phone is on one."""
+        if self.routing is None or server not in self._first_sync_pending:
+            return
+        self._first_sync_pending.discard(server)
+        if self._first_sync_pending:
+            return
+        on_call = {
+            device: agent.call
+            for state in self.servers.values()
+            for device, agent in state.model.agents.items()
+            if agent.call
+        }
+        released = self.routing.confirm_agent_calls(on_call)
+        log.info("agent_calls_confirmed", on_call=len(on_call), released=released)
 
     async def _resume_wallboard(self, wallboard: Wallboard) -> None:
         """Today's figures survive a restart: the wallboard takes up today's contacts from the store, and
@@ -231,6 +269,8 @@ class Ctid:
         await self.ivr.close()
         if self.web_runner is not None:
             await self.web_runner.cleanup()
+        if self.agent_states is not None:  # after everything that changes agents, before the engine goes
+            await self.agent_states.close()
         await self.interaction_log.close()
         if self._raw_log is not None:
             self._raw_log.close()
