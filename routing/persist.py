@@ -8,6 +8,8 @@ changed every `flush_interval_s` in a worker thread. While the database is away 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -94,14 +96,18 @@ class AgentStateStore:
         self.retry_interval_s = retry_interval_s
         self._pending: dict[str, SavedAgentState] = {}
         self._table_ready = False
+        self._table_lock = threading.Lock()  # load and a write may both be first to create the table
+        self._in_flight = 0
         self._failing = False
         self._retry_at = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._lock = asyncio.Lock()  # one write at a time, so an older state never lands after a newer one
 
     @property
     def pending(self) -> int:
         """Agents whose newest state is not in the database yet."""
-        return len(self._pending)
+        return len(self._pending) + self._in_flight
 
     def save(self, states: Iterable[SavedAgentState]) -> None:
         """Keep the newest state of each agent for the writer: no I/O, so routing never waits."""
@@ -121,9 +127,14 @@ class AgentStateStore:
 
     async def flush(self) -> bool:
         """Write what is pending now; False if the database refused (it stays pending)."""
+        async with self._lock:
+            return await self._flush()
+
+    async def _flush(self) -> bool:
         if not self._pending:
             return True
         batch, self._pending = self._pending, {}
+        self._in_flight = len(batch)
         try:
             await asyncio.to_thread(self._write, list(batch.values()))
         except SQLAlchemyError as exc:
@@ -134,6 +145,8 @@ class AgentStateStore:
             self._failing = True
             self._retry_at = asyncio.get_running_loop().time() + self.retry_interval_s
             return False
+        finally:
+            self._in_flight = 0
         if self._failing:
             log.info("agent_states_saved_again", agents=len(batch))
             self._failing = False
@@ -142,15 +155,16 @@ class AgentStateStore:
     async def close(self) -> None:
         """Stop the writer after a last attempt to write what is pending."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            self._stop.set()  # not cancelled: a write under way finishes first
+            await self._task
             self._task = None
         await self.flush()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self.flush_interval_s)
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.flush_interval_s)
             if self._pending and loop.time() >= self._retry_at:
                 try:
                     await self.flush()
@@ -160,9 +174,10 @@ class AgentStateStore:
     # ---- worker-thread side ---------------------------------------------------------------------------
 
     def _ensure_table(self) -> None:
-        if not self._table_ready:
-            Base.metadata.create_all(self.engine, tables=[AgentStateRow.__table__])  # type: ignore[list-item]
-            self._table_ready = True
+        with self._table_lock:
+            if not self._table_ready:
+                Base.metadata.create_all(self.engine, tables=[AgentStateRow.__table__])  # type: ignore[list-item]
+                self._table_ready = True
 
     def _load(self) -> dict[str, SavedAgentState]:
         self._ensure_table()
