@@ -216,21 +216,23 @@ class Ctid:
             routing.confirm_agent_calls({})
 
     def _first_sync_done(self, server: str) -> None:
-        """Once every server has resynced after the start, agents restored on a call keep it only if
-        their phone is on one."""
+        """Agents restored on a call keep it only if their phone is on one: settled by the first resync of
+        the server that lists their phone, and once every server has resynced, for all."""
         if self.routing is None or server not in self._first_sync_pending:
             return
         self._first_sync_pending.discard(server)
-        if self._first_sync_pending:
-            return
+        model = self.servers[server].model
+        devices: set[str] | None = {*model.devices, *model.agents}
+        if not self._first_sync_pending:
+            devices = None
         on_call = {
             device: agent.call
             for state in self.servers.values()
             for device, agent in state.model.agents.items()
             if agent.call
         }
-        released = self.routing.confirm_agent_calls(on_call)
-        log.info("agent_calls_confirmed", on_call=len(on_call), released=released)
+        released = self.routing.confirm_agent_calls(on_call, devices)
+        log.info("agent_calls_confirmed", server=server, on_call=len(on_call), released=released)
 
     async def _resume_wallboard(self, wallboard: Wallboard) -> None:
         """Today's figures survive a restart: the wallboard takes up today's contacts from the store, and

@@ -6,7 +6,7 @@ Pure: domain events and commands come in with the time; `views(now)` gives routi
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -180,21 +180,24 @@ class AgentBook:
         self.changes.extend(restored.changes)
         self.touched.update(c.agent for c in restored.changes)
 
-    def confirm_calls(self, on_call: Mapping[str, str], now: float) -> int:
+    def confirm_calls(
+        self, on_call: Mapping[str, str], now: float, devices: Collection[str] | None = None
+    ) -> int:
         """The AMI resync after a restart says which phones are on a call (device -> linkedid): an agent
         restored in a working state stays on their call if their phone is on one, and otherwise takes the
         state they would after the call (ready, or the pause or logout the call interrupted).
 
-        Returns how many agents were released from a call that is no longer there.
+        `devices`: settle only the agents whose phone is one of these (the phones one server's resync
+        listed), the others wait for theirs; None settles all. Returns how many agents were released from
+        a call that is no longer there.
         """
         released = 0
         for agent_id in sorted(self.unconfirmed):
             agent = self.agents.get(agent_id)
-            if agent is None or agent.status not in (
-                AgentStatus.RESERVED,
-                AgentStatus.ON_CALL,
-                AgentStatus.ON_HOLD,
-            ):
+            if agent is not None and devices is not None and agent.device not in devices:
+                continue
+            self.unconfirmed.discard(agent_id)
+            if agent is None or agent.status not in CALL_STATES:
                 continue  # a call event since the restore already settled it
             linkedid = on_call.get(agent.device)
             if linkedid is None:
@@ -204,7 +207,6 @@ class AgentBook:
             elif linkedid != agent.call:
                 agent.call = linkedid
                 self._move(agent, AgentStatus.ON_CALL, now)
-        self.unconfirmed.clear()
         return released
 
     def take_saved(self) -> list[SavedAgentState]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,10 +207,11 @@ class RoutingService:
         self._publish_changes()
         return restored.counts
 
-    def confirm_agent_calls(self, on_call: Mapping[str, str]) -> int:
+    def confirm_agent_calls(self, on_call: Mapping[str, str], devices: Collection[str] | None = None) -> int:
         """After the first resync: which phones are on a call (device -> linkedid) settles the agents
-        restored on a call; returns how many were released from a call that ended while ctid was away."""
-        released = self.book.confirm_calls(on_call, self.clock.now())
+        restored on a call (of `devices` only, if given); returns how many were released from a call that
+        ended while ctid was away."""
+        released = self.book.confirm_calls(on_call, self.clock.now(), devices)
         self._publish_changes()
         self.kick()
         return released

@@ -183,6 +183,15 @@ def test_an_agent_whose_phone_is_on_another_call_is_on_that_call() -> None:
     assert (agent.status, agent.call, agent.since) == (AgentStatus.ON_CALL, "L-other", NOW + 1)
 
 
+def test_one_servers_resync_settles_only_the_agents_whose_phones_it_lists() -> None:
+    book = restored_book([on_call("a"), on_call("b")], "a", "b")
+    assert book.confirm_calls({}, NOW + 1, devices={"PJSIP/1001"}) == 1  # b's phone is on another server
+    assert [book.agents[a].status for a in "ab"] == [AgentStatus.READY, AgentStatus.ON_CALL]
+    assert book.unconfirmed == {"b"}
+    assert book.confirm_calls({"PJSIP/1002": "L-b"}, NOW + 2) == 0  # every server has resynced
+    assert book.agents["b"].status is AgentStatus.ON_CALL and book.unconfirmed == set()
+
+
 def test_a_call_event_before_the_resync_settles_the_agent_first() -> None:
     book = restored_book([on_call("a")], "a")
     book.apply(d.AgentLeftCall(NOW, "L-a", "PJSIP/1001"), NOW)  # wrap-up starts as after any call
