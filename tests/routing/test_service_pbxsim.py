@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from sqlalchemy.orm import Session
+from structlog.testing import capture_logs
 
 from ctid.config import load_config
 from ctid.daemon import Ctid
@@ -473,7 +474,10 @@ async def test_agents_keep_their_states_across_a_restart_and_the_ready_one_takes
     assert await site.set_state("carol", "logged_out") == 200
     await site.run(2)
     before = await agents_by_id(site)
-    await site.restart(while_down=3)
+    with capture_logs() as logs:
+        await site.restart(while_down=3)
+    (restored,) = [e for e in logs if e["event"] == "agent_states_restored"]
+    assert (restored["restored"], restored["new"], restored["ready"], restored["paused"]) == (3, 0, 1, 1)
     after = await agents_by_id(site)
     for agent in AGENTS:
         kept = ("status", "pause_reason", "since")
