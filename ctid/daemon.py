@@ -26,6 +26,7 @@ from ivr import IvrServer
 from reports.log import InteractionLog
 from reports.wallboard import Wallboard
 from routing.commands import AmiAction
+from routing.persist import AgentStateStore
 from routing.service import RoutingService
 from routing.versions import RoutingConfigManager
 
@@ -65,6 +66,8 @@ class Ctid:
         self._watcher: asyncio.Task[None] | None = None
         self.wallboard: Wallboard | None = None
         self.db: Engine | None = None
+        self.agent_states: AgentStateStore | None = None
+        self._first_sync_pending: set[str] = set()  # servers whose first resync settles restored calls
         self.ivr = IvrServer.from_settings(config.agi)
         if config.routing is not None:
             self._start_routing(Path(config.routing))
@@ -87,11 +90,16 @@ class Ctid:
         self.db = self.interaction_log.engine  # one pool per database: the log's
         create_schema(self.db)
         self.interaction_log.on_new_database.append(create_schema)  # a SQLite file replaced under ctid
+        agent_states = self.agent_states = AgentStateStore(self.db)
 
         def apply(cfg: RoutingConfig) -> None:
             if self.routing is None:
                 self.routing = RoutingService(
-                    cfg, self._send_actions, self.clock, publish=lambda events: self.bus.publish("", events)
+                    cfg,
+                    self._send_actions,
+                    self.clock,
+                    publish=lambda events: self.bus.publish("", events),
+                    save_states=agent_states.save,
                 )
             else:
                 self.routing.apply_config(cfg)
@@ -134,6 +142,7 @@ class Ctid:
                 assert start is not None
                 self.interaction_log.record_gap(server.name, start, now)
             self.bus.publish(server.name, events)
+            self._first_sync_done(server.name)
 
         def on_disconnect() -> None:
             if self._stopping:
@@ -180,6 +189,8 @@ class Ctid:
         await self.interaction_log.start()
         if self.wallboard is not None:
             await self._resume_wallboard(self.wallboard)
+        if self.routing is not None and self.agent_states is not None:
+            await self._restore_agents(self.routing, self.agent_states)
         await self.ivr.start()
         self.web_runner, self.web_port = await start_web(self, self.config.web.host, self.config.web.port)
         for state in self.servers.values():
@@ -194,6 +205,35 @@ class Ctid:
         if self.wallboard is not None:
             self.wallboard.start()
         log.info("ctid_started", web_port=self.web_port, agi_port=self.ivr.port, servers=list(self.servers))
+
+    async def _restore_agents(self, routing: RoutingService, store: AgentStateStore) -> None:
+        """Agents keep their states across a restart; those saved on a call wait for the first resync."""
+        saved = await store.load()
+        counts = routing.restore_agents(saved or {})
+        log.info("agent_states_restored", saved=saved is not None, **counts)
+        store.start()
+        self._first_sync_pending = set(self.servers)
+        if not self._first_sync_pending:
+            routing.confirm_agent_calls({})
+
+    def _first_sync_done(self, server: str) -> None:
+        """Agents restored on a call keep it only if their phone is on one: settled by the first resync of
+        the server that lists their phone, and once every server has resynced, for all."""
+        if self.routing is None or server not in self._first_sync_pending:
+            return
+        self._first_sync_pending.discard(server)
+        model = self.servers[server].model
+        devices: set[str] | None = {*model.devices, *model.agents}
+        if not self._first_sync_pending:
+            devices = None
+        on_call = {
+            device: agent.call
+            for state in self.servers.values()
+            for device, agent in state.model.agents.items()
+            if agent.call
+        }
+        released = self.routing.confirm_agent_calls(on_call, devices)
+        log.info("agent_calls_confirmed", server=server, on_call=len(on_call), released=released)
 
     async def _resume_wallboard(self, wallboard: Wallboard) -> None:
         """Today's figures survive a restart: the wallboard takes up today's contacts from the store, and
@@ -232,6 +272,8 @@ class Ctid:
         await self.ivr.close()
         if self.web_runner is not None:
             await self.web_runner.cleanup()
+        if self.agent_states is not None:  # after everything that changes agents, before the engine goes
+            await self.agent_states.close()
         await self.interaction_log.close()
         if self._raw_log is not None:
             self._raw_log.close()

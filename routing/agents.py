@@ -6,7 +6,8 @@ Pure: domain events and commands come in with the time; `views(now)` gives routi
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ctid.errors import CtidError
@@ -78,6 +79,9 @@ class AgentBook:
         self.wrap_up_s = wrap_up_s
         self._offers = 0
         self.changes: list[d.AgentStateChanged] = []  # state changes not yet taken by the interaction log
+        self.touched: set[str] = set()  # agents moved since their state was last saved (routing.persist)
+        # agents restored in a working state, until the AMI resync shows whether their phone is on a call
+        self.unconfirmed: set[str] = set()
 
     # ---- what agents ask ----------------------------------------------------------------------------
 
@@ -115,7 +119,9 @@ class AgentBook:
                 self._move(agent, AgentStatus.RESERVED, now)
         elif isinstance(event, d.CallConnected):
             agent = self.by_device.get(event.agent)
-            if agent is not None:
+            if agent is not None and not (
+                agent.call == event.linkedid and agent.status in (AgentStatus.ON_CALL, AgentStatus.ON_HOLD)
+            ):  # (the same call announced again, by a resync after a restart, changes nothing)
                 self._interrupt(agent)
                 agent.call = event.linkedid
                 agent.calls_handled += 1
@@ -163,6 +169,50 @@ class AgentBook:
                 and now >= agent.wrap_until
             ):
                 self._move(agent, agent.resume[0], agent.wrap_until, agent.resume[1])
+
+    # ---- across restarts (routing.persist keeps the saved states) --------------------------------------
+
+    def adopt(self, restored: Restored) -> None:
+        """Take the agents `restore_agents` made from the saved states, before routing's first pass."""
+        self.agents = {a.agent_id: a for a in restored.records}
+        self.by_device = {a.device: a for a in restored.records}
+        self.unconfirmed = set(restored.unconfirmed)
+        self.changes.extend(restored.changes)
+        self.touched.update(c.agent for c in restored.changes)
+
+    def confirm_calls(
+        self, on_call: Mapping[str, str], now: float, devices: Collection[str] | None = None
+    ) -> int:
+        """The AMI resync after a restart says which phones are on a call (device -> linkedid): an agent
+        restored in a working state stays on their call if their phone is on one, and otherwise takes the
+        state they would after the call (ready, or the pause or logout the call interrupted).
+
+        `devices`: settle only the agents whose phone is one of these (the phones one server's resync
+        listed), the others wait for theirs; None settles all. Returns how many agents were released from
+        a call that is no longer there.
+        """
+        released = 0
+        for agent_id in sorted(self.unconfirmed):
+            agent = self.agents.get(agent_id)
+            if agent is not None and devices is not None and agent.device not in devices:
+                continue
+            self.unconfirmed.discard(agent_id)
+            if agent is None or agent.status not in CALL_STATES:
+                continue  # a call event since the restore already settled it
+            linkedid = on_call.get(agent.device)
+            if linkedid is None:
+                agent.call = ""
+                self._move(agent, agent.resume[0], now, agent.resume[1])
+                released += 1
+            elif linkedid != agent.call:
+                agent.call = linkedid
+                self._move(agent, AgentStatus.ON_CALL, now)
+        return released
+
+    def take_saved(self) -> list[SavedAgentState]:
+        """The states of the agents moved since the last call, to be saved."""
+        touched, self.touched = self.touched, set()
+        return [saved_state(self.agents[a]) for a in sorted(touched) if a in self.agents]
 
     @staticmethod
     def _interrupt(agent: AgentRecord) -> None:
@@ -257,6 +307,7 @@ class AgentBook:
                     now, agent.call, agent.agent_id, agent.device, status.value, reason, agent.status.value
                 )
             )
+        self.touched.add(agent.agent_id)
         if agent.status not in (AgentStatus.LOGGED_OUT, AgentStatus.PAUSED):
             self._remember(agent, (agent.since, now, agent.status in WORKING), now)
         agent.status = status
@@ -264,3 +315,102 @@ class AgentBook:
         agent.pause_reason = reason
         if status is not AgentStatus.WRAP_UP:
             agent.wrap_until = None
+
+
+# ---- agent states across restarts ---------------------------------------------------------------------
+
+CALL_STATES = frozenset({AgentStatus.RESERVED, AgentStatus.ON_CALL, AgentStatus.ON_HOLD})
+
+
+@dataclass(frozen=True, slots=True)
+class SavedAgentState:
+    """An agent's state as saved for the next start: what they set, their wrap-up, the call they were on."""
+
+    agent_id: str
+    device: str
+    status: AgentStatus
+    since: float
+    pause_reason: str = ""
+    wrap_until: float | None = None
+    call: str = ""  # linkedid, for reserved, on call and on hold
+    resume: AgentStatus = AgentStatus.READY  # what they go back to after the call
+    resume_reason: str = ""
+
+
+def saved_state(agent: AgentRecord) -> SavedAgentState:
+    return SavedAgentState(
+        agent.agent_id,
+        agent.device,
+        agent.status,
+        agent.since,
+        agent.pause_reason,
+        agent.wrap_until,
+        agent.call,
+        agent.resume[0],
+        agent.resume[1],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """The configured agents with their saved states, and what restoring them changed."""
+
+    records: tuple[AgentRecord, ...]
+    changes: tuple[d.AgentStateChanged, ...]  # wrap-ups that ran out while ctid was away
+    unconfirmed: frozenset[str]  # restored on a call: the AMI resync decides (AgentBook.confirm_calls)
+    counts: Mapping[str, int]  # for the agent_states_restored log line
+
+
+def restore_agents(
+    saved: Mapping[str, SavedAgentState], configured: Sequence[AgentRecord], now: float
+) -> Restored:
+    """Each configured agent as saved before a restart (pure; `configured` as routing.yaml makes them).
+
+    Ready, paused (with the reason) and logged out come back as they were, with their `since`. A wrap-up
+    comes back with its deadline, or, if that passed while ctid was away, as the state it ends in (ready, or
+    the pause it came from) from the deadline on. Reserved, on call and on hold come back as saved but
+    unconfirmed, until the AMI resync says whether the phone is still on a call. Agents saved but no longer
+    configured are ignored; agents never saved start as configured (logged out since `now`).
+    """
+    records: list[AgentRecord] = []
+    changes: list[d.AgentStateChanged] = []
+    unconfirmed: set[str] = set()
+    counts = {"restored": 0, "new": 0, "wrap_up_ended": 0, "awaiting_resync": 0}
+    for record in configured:
+        state = saved.get(record.agent_id)
+        if state is None:
+            records.append(replace(record, history=deque()))
+            counts["new"] += 1
+            continue
+        counts["restored"] += 1
+        since = min(state.since, now)  # a clock set back must not put the agent's last change ahead of now
+        resume = (state.resume, state.resume_reason if state.resume is AgentStatus.PAUSED else "")
+        status, reason, wrap_until, call = state.status, state.pause_reason, state.wrap_until, state.call
+        if status is AgentStatus.WRAP_UP and (wrap_until is None or wrap_until <= now):
+            ended = since if wrap_until is None else max(since, wrap_until)
+            changes.append(
+                d.AgentStateChanged(
+                    ended, "", record.agent_id, record.device, resume[0].value, resume[1], status.value
+                )
+            )
+            status, reason, since, wrap_until = resume[0], resume[1], ended, None
+            counts["wrap_up_ended"] += 1
+        elif status in CALL_STATES:
+            unconfirmed.add(record.agent_id)
+            counts["awaiting_resync"] += 1
+        records.append(
+            replace(
+                record,
+                history=deque(),
+                status=status,
+                since=since,
+                pause_reason=reason if status is AgentStatus.PAUSED else "",
+                wrap_until=wrap_until if status is AgentStatus.WRAP_UP else None,
+                call=call if status in CALL_STATES else "",
+                resume=resume,
+            )
+        )
+    counts["ignored"] = len(set(saved) - {r.agent_id for r in configured})
+    for status in AgentStatus:
+        counts[status.value] = sum(1 for r in records if r.status is status)
+    return Restored(tuple(records), tuple(changes), frozenset(unconfirmed), counts)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from ctid.metrics import (
 )
 from ctid.state import domain as d
 from routing.acd import Acd
-from routing.agents import AgentBook, AgentRecord
+from routing.agents import AgentBook, AgentRecord, SavedAgentState, restore_agents
 from routing.commands import AmiAction, ami_actions
 from routing.config import RoutingConfig, queue_policies
 from routing.engine import effective_priority
@@ -89,9 +89,11 @@ class RoutingService:
         *,
         occupancy_window_s: float = 3600.0,
         publish: Callable[[list[d.DomainEvent]], None] | None = None,
+        save_states: Callable[[list[SavedAgentState]], None] | None = None,
     ) -> None:
         self.send = send
         self.publish = publish  # where agent state changes go (the bus, hence the interaction log)
+        self.save_states = save_states  # where agents' new states go to survive a restart (routing.persist)
         self.clock = clock
         self.values: dict[str, CustomerValue] = {}  # customer id -> value figures, filled by the IVR
         self.book = AgentBook(agent_records(cfg, clock.now()), window_s=occupancy_window_s)
@@ -191,6 +193,33 @@ class RoutingService:
         changes = self.book.take_changes()
         if changes and self.publish is not None:
             self.publish(list(changes))
+        self._save_states()
+
+    # ---- agent states across restarts -------------------------------------------------------------
+
+    def restore_agents(self, saved: Mapping[str, SavedAgentState]) -> Mapping[str, int]:
+        """Before the first pass after a start: the configured agents take their saved states back.
+
+        Agents restored on a call wait for `confirm_agent_calls`; the counts are for the log line.
+        """
+        restored = restore_agents(saved, list(self.book.agents.values()), self.clock.now())
+        self.book.adopt(restored)
+        self._publish_changes()
+        return restored.counts
+
+    def confirm_agent_calls(self, on_call: Mapping[str, str], devices: Collection[str] | None = None) -> int:
+        """After the first resync: which phones are on a call (device -> linkedid) settles the agents
+        restored on a call (of `devices` only, if given); returns how many were released from a call that
+        ended while ctid was away."""
+        released = self.book.confirm_calls(on_call, self.clock.now(), devices)
+        self._publish_changes()
+        self.kick()
+        return released
+
+    def _save_states(self) -> None:
+        states = self.book.take_saved()
+        if states and self.save_states is not None:
+            self.save_states(states)
 
     def kick(self) -> None:
         """Route soon: once for a whole batch of events, not once per event."""

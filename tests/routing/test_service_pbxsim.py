@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from sqlalchemy.orm import Session
+from structlog.testing import capture_logs
 
 from ctid.config import load_config
 from ctid.daemon import Ctid
@@ -73,6 +74,26 @@ class Site:
     base: str
     routing_file: Path
     answer: dict[str, float | None]  # agent phone -> seconds before answering (None: never)
+    config: Path | None = None  # ctid.yaml, for a restart
+
+    async def restart(self, while_down: float = 0.0) -> None:
+        """Stop ctid as SIGTERM does, let `while_down` virtual seconds pass, start a new ctid on the same
+        database and wait for its resync."""
+        await self.ctid.stop()
+        await self.run(while_down)
+        await self.start_again()
+
+    async def start_again(self) -> None:
+        """A new ctid on the same ctid.yaml and database (the previous one stopped), once it has resynced."""
+        assert self.config is not None
+        ctid = Ctid(load_config(self.config), clock=WorldClock(self.world))
+        assert ctid.routing is not None
+        ctid.routing.tick_s = 0.005
+        await ctid.start()
+        self.server.agi_port = ctid.ivr.port
+        await ctid.wait_synced()
+        self.ctid, self.base = ctid, f"http://127.0.0.1:{ctid.web_port}"
+        await self.run(0.5)
 
     @property
     def world(self) -> World:
@@ -162,7 +183,7 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Sit
         await ctid.start()
         server.agi_port = ctid.ivr.port
         await ctid.wait_synced()
-        site = Site(server, ctid, f"http://127.0.0.1:{ctid.web_port}", routing_file, answer)
+        site = Site(server, ctid, f"http://127.0.0.1:{ctid.web_port}", routing_file, answer, config)
         sites.append(site)
         return site
 
@@ -437,3 +458,75 @@ async def test_a_supervisor_marks_an_abandoned_caller_and_the_mark_is_logged(mak
     engine = site.ctid.interaction_log.engine
     (marked,) = load_events(engine, START - 60, site.world.now + 60, kinds=["WorkItemMarked"])
     assert (marked["call_id"], marked["data"]["action"]) == (item["id"], "callback")
+
+
+async def agents_by_id(site: Site) -> dict[str, dict[str, Any]]:
+    return {a["id"]: a for a in await site.get("/api/agents")}
+
+
+async def test_agents_keep_their_states_across_a_restart_and_the_ready_one_takes_the_next_call(
+    make_site: Any,
+) -> None:
+    site = await make_site()
+    assert await site.set_state("alice", "ready") == 200
+    assert await site.set_state("bob", "paused", "break") == 200
+    assert await site.set_state("carol", "ready") == 200
+    assert await site.set_state("carol", "logged_out") == 200
+    await site.run(2)
+    before = await agents_by_id(site)
+    with capture_logs() as logs:
+        await site.restart(while_down=3)
+    (restored,) = [e for e in logs if e["event"] == "agent_states_restored"]
+    assert (restored["restored"], restored["new"], restored["ready"], restored["paused"]) == (3, 0, 1, 1)
+    after = await agents_by_id(site)
+    for agent in AGENTS:
+        kept = ("status", "pause_reason", "since")
+        assert {k: after[agent][k] for k in kept} == {k: before[agent][k] for k in kept}, agent
+    assert [after[a]["status"] for a in AGENTS] == ["ready", "paused", "logged_out"]
+    assert after["bob"]["pause_reason"] == "break"
+    assert after["alice"]["time_in_state_s"] >= before["alice"]["time_in_state_s"] + 3
+    # a caller is offered to alice without anyone logging in again
+    caller = await site.call("4000", "13900000003")
+    await site.run(3)
+    assert await site.agent_of(caller) == agent_device("alice")
+    assert (await agents_by_id(site))["alice"]["status"] == "on_call"
+
+
+async def test_an_agent_whose_call_ended_while_ctid_was_down_is_ready_for_the_caller_who_waited(
+    make_site: Any,
+) -> None:
+    site = await make_site()
+    assert await site.set_state("carol", "ready") == 200  # queue 200's only agent
+    first = await site.call("4001", "13900000003")
+    await site.run(3)
+    assert await site.agent_of(first) == agent_device("carol")
+    second = await site.call("4001", "13900000001")  # waits: carol is on a call
+    await site.ctid.stop()
+    await site.hang_up(first)  # the call ends while ctid is down
+    await site.run(2)
+    await site.start_again()
+    # the resync shows carol's phone free: she is ready (what she was before the call), and the caller
+    # who waited through the restart is offered to her
+    await site.run(3)
+    assert await site.agent_of(second) == agent_device("carol")
+    assert (await agents_by_id(site))["carol"]["status"] == "on_call"
+
+
+async def test_an_agent_on_a_call_through_a_restart_stays_on_it_and_wraps_up_after(make_site: Any) -> None:
+    site = await make_site()
+    assert await site.set_state("carol", "ready") == 200
+    first = await site.call("4001", "13900000003")
+    await site.run(3)
+    before = (await agents_by_id(site))["carol"]
+    assert before["status"] == "on_call"
+    second = await site.call("4001", "13900000001")
+    await site.restart(while_down=2)
+    after = (await agents_by_id(site))["carol"]
+    assert (after["status"], after["since"], after["call"]) == ("on_call", before["since"], before["call"])
+    await site.run(5)
+    assert await site.agent_of(second) == ""  # not offered while carol talks
+    await site.hang_up(first)
+    carol = (await agents_by_id(site))["carol"]
+    assert carol["status"] == "wrap_up"
+    await site.run(31)  # queue 200's wrap-up is 30 s
+    assert await site.agent_of(second) == agent_device("carol")
