@@ -310,9 +310,7 @@ def test_check_config_with_nothing_to_check(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_secrets_never_appear_in_repr_or_str() -> None:
-    text = with_secret("hunter2-ami") + (
-        "database: postgresql://ctid:hunter2-db@db/ctid\n"
-    )
+    text = with_secret("hunter2-ami") + "database: postgresql://ctid:hunter2-db@db/ctid\n"
     config = load_model(Path("c.yaml"), CtidConfig, text=text, env={})
     for shown in (repr(config), str(config), repr(config.asterisk[0]), str(config.asterisk[0])):
         assert "hunter2" not in shown
@@ -324,7 +322,8 @@ def test_redis_is_refused_until_it_has_a_job_and_the_refusal_hides_its_password(
     errors = errors_of(with_secret("s") + "redis: redis://:hunter2-redis@cache:6379/0\n")
     assert len(errors) == 1 and "redis: not supported yet" in errors[0]
     assert "hunter2" not in errors[0]
-    assert load_model(Path("c.yaml"), CtidConfig, text=with_secret("s") + "redis: null\n", env={}).redis is None
+    empty = with_secret("s") + "redis: null\n"
+    assert load_model(Path("c.yaml"), CtidConfig, text=empty, env={}).redis is None
 
 
 def test_secrets_are_not_echoed_in_errors() -> None:
