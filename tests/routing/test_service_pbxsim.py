@@ -490,6 +490,12 @@ async def test_a_caller_whose_ivr_step_fails_waits_in_their_numbers_queue_and_is
     assert [k for k, q in mine if k in ("CallWaiting", "CallDeflected")] == ["CallWaiting"]
     assert {q for k, q in mine if q} == {"200"}
     assert ("QueueAssigned", "200") in mine
+    # a reload that maps 4001 elsewhere applies to the next such caller
+    site.routing_file.write_text(site.routing_file.read_text().replace('"4001": "200"', '"4001": sales'))
+    async with aiohttp.ClientSession() as http, http.post(f"{site.base}/api/routing/reload") as resp:
+        assert resp.status == 200
+    later = await site.call("4001", "13900000001")
+    assert await waiting_in(site) == {"sales": [await linkedid_of(site, later)]}
 
 
 async def test_a_caller_who_arrived_while_ctid_was_not_running_is_routed_once_it_starts(
