@@ -49,7 +49,7 @@ TRACKED_VARIABLES = frozenset(
 DEFAULT_QUEUE = "default"  # where a contact waits when no resolver says otherwise (replays without routing)
 # (dialled number, CTID_QUEUE as the dialplan set it or '') -> the queue the contact waits in; the daemon
 # builds it from routing.yaml (its dnis, else its default queue), so a caller whose IVR step failed is not
-# left in a queue nobody serves
+# left in a queue nobody serves; a dialer call keeps the queue its outbound step named
 QueueResolver = Callable[[str, str], str]
 # how long a dialer call whose channels are gone may wait for its OriginateResponse (Asterisk often sends
 # the Hangups first)
@@ -544,15 +544,17 @@ class CallStateModel:
             call, d.CallWaiting(now, call.linkedid, call.contact, call.queue, call.arrived_at, requeued), out
         )
 
-    def _resolve_queue(self, dnis: str, asked: str) -> str:
+    def _resolve_queue(self, call: Call, asked: str) -> str:
         if self.queue_resolver is None:
             return asked or DEFAULT_QUEUE
-        return self.queue_resolver(dnis, asked)
+        if asked and call.direction is d.Direction.OUTBOUND:
+            return asked  # a dialer call's queue (outbound-<campaign>) is the dialer's, not routing.yaml's
+        return self.queue_resolver(call.dnis, asked)
 
     def _choose_queue(self, call: Call, now: float, out: Out) -> None:
         """The queue a contact entering ctid-wait waits in: CTID_QUEUE if routing knows it, else the one its
         dialled number maps to, else the default queue (the IVR step failed, or ctid was away)."""
-        chosen = self._resolve_queue(call.dnis, call.queue)
+        chosen = self._resolve_queue(call, call.queue)
         if chosen != call.queue:
             self._assign_queue(call, chosen, call.queue, now, out)
 
@@ -594,7 +596,7 @@ class CallStateModel:
             return
         if name == "CTID_QUEUE":
             if call.state is CallState.WAITING and call.queue and call.queue != value:
-                if self._resolve_queue(call.dnis, value) != value:
+                if self._resolve_queue(call, value) != value:
                     # a queue routing.yaml does not have: the contact keeps its place, CTID_QUEUE is put back
                     self._emit(call, d.CallVariable(now, call.linkedid, name, value), out)
                     self._assign_queue(call, call.queue, value, now, out)

@@ -116,6 +116,18 @@ def test_an_unknown_queue_set_while_waiting_keeps_the_contact_where_it_waits() -
     assert model.calls["1.6"].queue == "support"
 
 
+def test_a_dialer_call_keeps_its_campaign_queue_and_one_without_a_queue_is_not_stranded() -> None:
+    model = CallStateModel(queue_resolver=resolve)
+    for uid, queue in (("1.8", "outbound-c1"), ("1.9", "")):
+        model.apply(channel_event("Newchannel", uid, "ctid-outbound", "s"), 10.0)
+        model.apply(channel_event("Newexten", uid, "ctid-outbound", "s", Application="AMD"), 10.0)
+        if queue:  # the FastAGI outbound step names the dialer's queue, which routing.yaml does not list
+            set_queue(model, uid, "ctid-outbound", queue, 10.5)
+        enter_wait(model, uid, 11.0)
+    assert (model.calls["1.8"].direction, model.calls["1.8"].queue) == (d.Direction.OUTBOUND, "outbound-c1")
+    assert model.calls["1.9"].queue == "general"
+
+
 def test_without_routing_the_placeholder_queue_is_kept_and_nothing_is_assigned() -> None:
     model = CallStateModel()
     arrive(model, "1.7", "4000", 10.0)
