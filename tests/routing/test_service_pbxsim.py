@@ -540,3 +540,18 @@ async def test_a_channel_whose_hangup_was_never_seen_is_reaped_once_asterisk_no_
     assert history[lost]["disposition"] == "lost"
     assert [w for ws in (await waiting_in(site)).values() for w in ws] == [calls[kept]["linkedid"]]
     assert await site.ctid.reap_stale_channels("pbx1") == 0  # the listed one counts as seen again
+
+
+async def test_the_stale_channel_check_runs_by_itself(make_site: Any) -> None:
+    site = await make_site(server_options=", stale_channel_s: 2")  # checked every real second
+    lost = await site.call("4000", "13900000003")
+    caller = site.world.find_channel(lost)
+    assert caller is not None
+    del site.world.channels[caller.name]  # its Hangup never comes
+    await site.run(5)
+    deadline = asyncio.get_running_loop().time() + 5
+    while await site.get("/api/calls"):
+        assert asyncio.get_running_loop().time() < deadline, "the lost channel was never reaped"
+        await asyncio.sleep(0.05)
+    history = {c["contact_channel"]: c["disposition"] for c in await site.get("/api/calls/history")}
+    assert history == {lost: "lost"}
