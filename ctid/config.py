@@ -39,6 +39,8 @@ class AsteriskServer(_Settings):
     reconnect_min_s: Seconds = 0.5
     reconnect_max_s: Seconds = 30.0
     ping_interval_s: Seconds = 20.0
+    # a channel without an event for this long is checked against CoreShowChannels; gone ones are reaped
+    stale_channel_s: Seconds = 4 * 3600.0
 
     @model_validator(mode="after")
     def _backoff_bounds_ordered(self) -> Self:

@@ -19,6 +19,7 @@ from ctid.ami.events import AmiEvent
 from ctid.bus import EventBus
 from ctid.clock import Clock, SystemClock
 from ctid.config import AsteriskServer, CtidConfig, WallboardSettings
+from ctid.errors import AmiError
 from ctid.metrics import CALLS_ACTIVE
 from ctid.state import CallStateModel
 from ctid.state.domain import CallArrived, CallEnded, DomainEvent
@@ -48,6 +49,7 @@ class ServerState:
     model: CallStateModel
     connection: AmiConnection
     gaps: list[dict[str, float | None]] = field(default_factory=list)
+    stale_channel_s: float = 4 * 3600.0  # silent channels older than this are checked against Asterisk
 
 
 class Ctid:
@@ -76,6 +78,7 @@ class Ctid:
         self._raw_log: IO[bytes] | None = raw_log.open("ab") if raw_log else None
         self._stopped = asyncio.Event()
         self._stopping = False
+        self._reapers: list[asyncio.Task[None]] = []
         for server in config.asterisk:
             self.servers[server.name] = self._make_server(server)
         self.bus.subscribe(self._log_domain_event)
@@ -126,7 +129,13 @@ class Ctid:
         return True
 
     def _make_server(self, server: AsteriskServer) -> ServerState:
-        model = CallStateModel()
+        routing = self.routing
+        # a caller with no usable CTID_QUEUE waits in its dialled number's queue (routing.yaml, as reloaded)
+        model = CallStateModel(
+            queue_resolver=None
+            if routing is None
+            else lambda dnis, asked: routing.cfg.queue_for_contact(dnis, asked)
+        )
         state: ServerState
 
         def on_event(event: AmiEvent) -> None:
@@ -174,7 +183,7 @@ class Ctid:
             on_disconnect=on_disconnect,
             raw_sink=raw_sink,
         )
-        state = ServerState(server.name, model, connection)
+        state = ServerState(server.name, model, connection, stale_channel_s=server.stale_channel_s)
         return state
 
     def _log_domain_event(self, server: str, event: DomainEvent) -> None:
@@ -197,6 +206,8 @@ class Ctid:
             state.connection.start()
         if self.routing is not None:
             self.routing.start()
+        loop = asyncio.get_running_loop()
+        self._reapers = [loop.create_task(self._reap_loop(name)) for name in self.servers]
         if self.routing_config is not None:
             self._watch_stop.clear()
             self._watcher = asyncio.get_running_loop().create_task(
@@ -260,6 +271,9 @@ class Ctid:
 
     async def stop(self) -> None:
         self._stopping = True
+        for reaper in self._reapers:
+            reaper.cancel()
+        await asyncio.gather(*self._reapers, return_exceptions=True)
         if self._watcher is not None:
             self._watch_stop.set()
             await asyncio.gather(self._watcher, return_exceptions=True)
@@ -294,6 +308,35 @@ class Ctid:
             await stop.wait()
         finally:
             await self.stop()
+
+    async def _reap_loop(self, name: str) -> None:
+        state = self.servers[name]
+        interval = max(1.0, min(state.stale_channel_s / 4, 300.0))
+        while True:
+            await asyncio.sleep(interval)
+            await self.reap_stale_channels(name)
+
+    async def reap_stale_channels(self, name: str) -> int:
+        """Channels silent for stale_channel_s that Asterisk no longer lists hung up unseen: their calls end
+        (as lost). Returns how many went; a check that cannot be made now is made at the next round."""
+        state = self.servers[name]
+        if not state.connection.synced.is_set():
+            return 0  # the resync on reconnect does this job
+        now = self.clock.now()
+        if not state.model.idle_channels(now, state.stale_channel_s):
+            return 0
+        try:
+            listed = await state.connection.listed_channels()
+        except AmiError as exc:
+            log.warning("stale_channel_check_failed", server=name, error=str(exc) or type(exc).__name__)
+            return 0
+        before = set(state.model.channels)
+        events = state.model.reap(listed, now, state.stale_channel_s)
+        gone = sorted(before - set(state.model.channels))
+        if gone:
+            log.warning("stale_channels_reaped", server=name, uniqueids=gone, idle_s=state.stale_channel_s)
+        self.bus.publish(name, events)
+        return len(gone)
 
     async def wait_synced(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(

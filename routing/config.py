@@ -223,6 +223,13 @@ class RoutingConfig(_Settings):
         """Where callers go whose dialled number routing.yaml does not list."""
         return self.default_queue or next(iter(self.queues))
 
+    def queue_for_contact(self, dnis: str, asked: str = "") -> str:
+        """The queue a contact waits in: `asked` (CTID_QUEUE) if it exists, else its dialled number's queue,
+        else the entry queue: where callers whose IVR step failed, or who came while ctid was away, wait."""
+        if asked in self.queues:
+            return asked
+        return self.queue_for_number(dnis) or self.entry_queue
+
     def queue_for_number(self, number: str) -> str | None:
         """The queue a dialled number (DNIS) routes to."""
         wanted = normalize_number(number)

@@ -37,7 +37,7 @@ class CallerDirectory:
 
     async def identify(self, caller: str, dnis: str) -> Identification:
         cfg = self.config()
-        queue = cfg.queue_for_number(dnis) or cfg.entry_queue
+        queue = cfg.queue_for_contact(dnis)
         record = None
         if self.engine is not None and caller:
             try:  # a slow or absent database never holds the caller: they are routed as unknown

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +160,8 @@ class RoutingService:
                 self.server_of[event.linkedid] = server
         if isinstance(event, d.AgentStateChanged):
             return  # our own, back from the bus
+        if isinstance(event, d.QueueAssigned):
+            self._spawn(self._set_queue_variable(server, event))
         if isinstance(event, d.CallConnected):
             self._talking[event.linkedid] = (event.queue, event.at)
         elif isinstance(event, d.AgentLeftCall | d.CallEnded) and event.linkedid in self._talking:
@@ -238,9 +240,31 @@ class RoutingService:
     def _pass(self) -> None:
         self._kicked = False
         for server, command in self.step(self.clock.now()):
-            task = asyncio.get_running_loop().create_task(self._execute(server, command))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._execute(server, command))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(work)
+        except RuntimeError:  # no loop (replays, tests of the pure parts): nothing is sent
+            work.close()
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _set_queue_variable(self, server: str, event: d.QueueAssigned) -> None:
+        """ctid chose the contact's queue: CTID_QUEUE on the channel says so, so Asterisk's records agree."""
+        bound = log.bind(linkedid=event.linkedid, uniqueid=event.uniqueid, server=server)
+        action: AmiAction = (
+            "Setvar",
+            {"Channel": event.channel, "Variable": "CTID_QUEUE", "Value": event.queue},
+        )
+        try:
+            ok = await self.send(server, [action])
+        except Exception as exc:  # a lost link: the resync reads CTID_QUEUE back and chooses again
+            bound.warning("queue_variable_failed", error=str(exc) or type(exc).__name__)
+            ok = False
+        # the dialplan named no queue, or one routing.yaml lacks: its IVR step failed or ctid was away
+        bound.warning("call_queue_assigned", queue=event.queue, asked=event.asked, ok=ok)
 
     def step(self, now: float) -> list[tuple[str, Command]]:
         """One routing pass: queue rules first (closed, overflow out, max wait), then offers to agents."""

@@ -337,6 +337,11 @@ class AmiConnection(Manager):  # type: ignore[misc]
             raise AmiActionError(f"{action}: {response.get('Message', '')}")
         return response
 
+    async def listed_channels(self) -> set[str]:
+        """The uniqueids of the channels Asterisk has now (CoreShowChannels), for the stale-channel check."""
+        items = await self.list_action("CoreShowChannels")
+        return {uid for item in items if (uid := item.get("Uniqueid"))}
+
     async def list_action(
         self, action: str, timeout: float | None = None, **headers: Any
     ) -> list[AmiMessage]:

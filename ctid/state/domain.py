@@ -57,6 +57,17 @@ class CallWaiting(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class QueueAssigned(DomainEvent):
+    """ctid chose the contact's queue: the dialplan named none (its IVR step failed, or ctid was away) or one
+    routing.yaml does not have. ctid sets CTID_QUEUE on the channel to match."""
+
+    uniqueid: str
+    channel: str
+    queue: str
+    asked: str  # CTID_QUEUE as the dialplan left it ('' when unset)
+
+
+@dataclass(frozen=True, slots=True)
 class AgentRinging(DomainEvent):
     uniqueid: str
     agent: str  # the agent's device, e.g. PJSIP/1001

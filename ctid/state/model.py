@@ -46,7 +46,11 @@ TRACKED_VARIABLES = frozenset(
         "AMDSTATUS",
     }
 )
-DEFAULT_QUEUE = "default"
+DEFAULT_QUEUE = "default"  # where a contact waits when no resolver says otherwise (replays without routing)
+# (dialled number, CTID_QUEUE as the dialplan set it or '') -> the queue the contact waits in; the daemon
+# builds it from routing.yaml (its dnis, else its default queue), so a caller whose IVR step failed is not
+# left in a queue nobody serves; a dialer call keeps the queue its outbound step named
+QueueResolver = Callable[[str, str], str]
 # how long a dialer call whose channels are gone may wait for its OriginateResponse (Asterisk often sends
 # the Hangups first)
 ORIGINATE_GRACE_S = 10.0
@@ -108,6 +112,7 @@ class Channel:
     context: str
     exten: str
     created_at: float
+    last_seen: float = 0.0  # the latest event about this channel (or Asterisk's list confirming it)
     application: str = ""
     app_data: str = ""
     bridge_id: str = ""
@@ -234,7 +239,8 @@ Out = list[d.DomainEvent]
 class CallStateModel:
     """All channels, bridges, calls and agents of one Asterisk server, folded from its AMI events."""
 
-    def __init__(self, history: int | None = 10_000) -> None:
+    def __init__(self, history: int | None = 10_000, queue_resolver: QueueResolver | None = None) -> None:
+        self.queue_resolver = queue_resolver
         self.channels: dict[str, Channel] = {}  # uniqueid -> channel
         self.by_name: dict[str, str] = {}  # channel name -> uniqueid
         self.bridges: dict[str, set[str]] = {}  # bridge id -> uniqueids
@@ -356,6 +362,34 @@ class CallStateModel:
             self._on_device_state(dev, now, out)
         return out
 
+    def idle_channels(self, now: float, idle_s: float) -> list[str]:
+        """Uniqueids of the channels without an event for `idle_s`: Asterisk is asked whether it has them."""
+        cutoff = now - idle_s
+        return [uid for uid, chan in self.channels.items() if chan.last_seen <= cutoff]
+
+    def reap(self, listed: Iterable[str], now: float, idle_s: float) -> list[d.DomainEvent]:
+        """Asterisk's channel list (CoreShowChannels) as asked for at `now`: an idle channel it no longer
+        lists hung up unseen, so it goes and its call ends as lost; one it lists is kept and counts as seen.
+
+        Channels with an event since `now - idle_s` are never touched: a list that raced a new call is safe.
+        """
+        out: Out = []
+        present = set(listed)
+        for uid in self.idle_channels(now, idle_s):
+            chan = self.channels.get(uid)
+            if chan is None:
+                continue
+            if uid in present:
+                chan.last_seen = now
+                continue
+            call = self.calls.get(chan.linkedid)
+            if call is not None:
+                self._note(
+                    call, now, "channel_reaped", channel=chan.name, idle_s=round(now - chan.last_seen, 3)
+                )
+            self._remove_channel(chan, now, out, cause=0, lost=True)
+        return out
+
     # ---- channels ---------------------------------------------------------------------------------
 
     def _add_channel(self, info: ChannelInfo, now: float, out: Out) -> Channel:
@@ -371,6 +405,7 @@ class CallStateModel:
             context=info.context,
             exten=info.exten,
             created_at=now,
+            last_seen=now,
         )
         self.channels[chan.uniqueid] = chan
         self.by_name[chan.name] = chan.uniqueid
@@ -385,7 +420,9 @@ class CallStateModel:
     def _chan(self, info: ChannelInfo, now: float, out: Out) -> Channel | None:
         """The channel an event is about; one never seen is adopted, one that hung up stays gone."""
         chan = self.channels.get(info.uniqueid)
-        if chan is None and info.uniqueid not in self._gone_set:
+        if chan is not None:
+            chan.last_seen = now
+        elif info.uniqueid not in self._gone_set:
             chan = self._add_channel(info, now, out)
         return chan
 
@@ -502,11 +539,31 @@ class CallStateModel:
         call.agent = ""
         call.agent_channel = ""
         call.ring_started_at = None
-        if not call.queue:
-            call.queue = DEFAULT_QUEUE
+        self._choose_queue(call, now, out)
         self._emit(
             call, d.CallWaiting(now, call.linkedid, call.contact, call.queue, call.arrived_at, requeued), out
         )
+
+    def _resolve_queue(self, call: Call, asked: str) -> str:
+        if self.queue_resolver is None:
+            return asked or DEFAULT_QUEUE
+        if asked and call.direction is d.Direction.OUTBOUND:
+            return asked  # a dialer call's queue (outbound-<campaign>) is the dialer's, not routing.yaml's
+        return self.queue_resolver(call.dnis, asked)
+
+    def _choose_queue(self, call: Call, now: float, out: Out) -> None:
+        """The queue a contact entering ctid-wait waits in: CTID_QUEUE if routing knows it, else the one its
+        dialled number maps to, else the default queue (the IVR step failed, or ctid was away)."""
+        chosen = self._resolve_queue(call, call.queue)
+        if chosen != call.queue:
+            self._assign_queue(call, chosen, call.queue, now, out)
+
+    def _assign_queue(self, call: Call, queue: str, asked: str, now: float, out: Out) -> None:
+        call.queue = queue
+        if self.queue_resolver is None:
+            return  # no routing (replays): nobody sets CTID_QUEUE, the contact keeps the placeholder queue
+        assigned = d.QueueAssigned(now, call.linkedid, call.contact, call.contact_channel, queue, asked)
+        self._emit(call, assigned, out)
 
     def _on_varset(self, e: ev.VarSet, now: float, out: Out) -> None:
         if e.variable not in TRACKED_VARIABLES:
@@ -539,6 +596,11 @@ class CallStateModel:
             return
         if name == "CTID_QUEUE":
             if call.state is CallState.WAITING and call.queue and call.queue != value:
+                if self._resolve_queue(call, value) != value:
+                    # a queue routing.yaml does not have: the contact keeps its place, CTID_QUEUE is put back
+                    self._emit(call, d.CallVariable(now, call.linkedid, name, value), out)
+                    self._assign_queue(call, call.queue, value, now, out)
+                    return
                 # moved while waiting: this contact is deflected, a new one waits in the new queue
                 self._deflect(call, f"queue:{value}", now, out)
                 call.queue = value

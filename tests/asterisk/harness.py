@@ -256,19 +256,21 @@ class CtidProcess:
 
 
 # ctid routes the sales and 200 queues itself (tests/asterisk/test_routing.py); the other tests play the
-# router for queue "default", whose only agent never logs in, so ctid leaves those calls to them.
+# router for queues "default" and "vip", whose only agent never logs in, so ctid leaves those calls to them
+# (a queue routing.yaml lacks would not do: ctid puts such callers in their number's queue or default_queue).
 ROUTING_YAML = """\
 queues:
   default: {ring_timeout_s: 3, wrap_up_s: 0, max_wait_s: 3000}
   sales: {skills: {sales: 3}, strategy: longest_idle, ring_timeout_s: 3, wrap_up_s: 0, max_wait_s: 3000}
   "200": {skills: {support: 3}, strategy: longest_idle, ring_timeout_s: 3, wrap_up_s: 0, max_wait_s: 3000}
+  vip: {ring_timeout_s: 3, wrap_up_s: 0, max_wait_s: 3000}
 default_queue: default
 dnis: {"4100": sales}
 agents:
   - {id: alice, name: Alice, device: Local/1011@sim-phones, skills: {sales: 5}, queues: [sales]}
   - {id: bob, name: Bob, device: Local/9012@sim-phones, skills: {sales: 5}, queues: [sales]}
   - {id: carol, name: Carol, device: Local/1013@sim-phones, skills: {support: 5}, queues: ["200"]}
-  - {id: dana, name: Dana, device: Local/1019@sim-phones, queues: [default]}
+  - {id: dana, name: Dana, device: Local/1019@sim-phones, queues: [default, vip]}
 priorities:
   base: {A: 100, B: 50, C: 10}
   ageing_per_s: 0.1

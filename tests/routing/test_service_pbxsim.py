@@ -7,6 +7,7 @@ ageing are exact while each test runs in a second or two.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +149,12 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Sit
     sites: list[Site] = []
 
     async def make(
-        strategy: str = "longest_idle", closed_action: str = "voicemail", start: float = START
+        strategy: str = "longest_idle",
+        closed_action: str = "voicemail",
+        start: float = START,
+        *,
+        before_ctid: Callable[[PbxSimServer], Awaitable[None]] | None = None,
+        server_options: str = "",
     ) -> Site:
         world = World(seed=7, start=start, endpoints=call_center_site(AGENTS.values()))
         answer: dict[str, float | None] = {}
@@ -159,12 +165,15 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Sit
         world.phone_policy = policy
         server = PbxSimServer(world, host="127.0.0.1", port=0, agi_port=1)
         await server.start()
+        if before_ctid is not None:  # what happens while ctid is not running yet
+            await before_ctid(server)
         routing_file = tmp_path / "routing.yaml"
         routing_file.write_text(ROUTING.format(strategy=strategy, closed_action=closed_action))
         config = tmp_path / "ctid.yaml"
         config.write_text(
             "asterisk:\n"
-            f"  - {{name: pbx1, host: 127.0.0.1, port: {server.port}, username: ctid, secret: ctid}}\n"
+            f"  - {{name: pbx1, host: 127.0.0.1, port: {server.port}, username: ctid, secret: ctid"
+            f"{server_options}}}\n"
             "agi: {host: 127.0.0.1, port: 0}\n"
             "web: {host: 127.0.0.1, port: 0}\n"
             f"database: sqlite:///{tmp_path}/ctid.db\n"
@@ -530,3 +539,112 @@ async def test_an_agent_on_a_call_through_a_restart_stays_on_it_and_wraps_up_aft
     assert carol["status"] == "wrap_up"
     await site.run(31)  # queue 200's wrap-up is 30 s
     assert await site.agent_of(second) == agent_device("carol")
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: a FastAGI step aimed at it fails as Asterisk's does."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def waiting_in(site: Site) -> dict[str, list[str]]:
+    """/api/queues as {queue: [linkedid waiting...]} for the queues with someone waiting."""
+    return {
+        q["queue"]: [w["linkedid"] for w in q["waiting"]]
+        for q in await site.get("/api/queues")
+        if q["waiting"]
+    }
+
+
+async def linkedid_of(site: Site, channel: str) -> str:
+    return next(c["linkedid"] for c in await site.get("/api/calls") if c["contact_channel"] == channel)
+
+
+async def test_a_caller_whose_ivr_step_fails_waits_in_their_numbers_queue_and_is_routed(
+    make_site: Any,
+) -> None:
+    site = await make_site()
+    site.server.agi_port = closed_port()  # ctid's FastAGI out of reach: AGI() fails, the dialplan goes on
+    channel = await site.call("4001", "13900000003")  # 4001 is queue "200" in routing.yaml
+    linkedid = await linkedid_of(site, channel)
+    caller = site.world.find_channel(channel)
+    assert caller is not None and caller.context == "ctid-wait"
+    assert site.world.lookup(caller, "AGISTATUS") == "FAILURE"
+    assert await waiting_in(site) == {"200": [linkedid]}  # seen, in a queue routing.yaml has
+    assert site.world.lookup(caller, "CTID_QUEUE") == "200"  # ctid set it: Asterisk's records agree
+    assert await site.set_state("carol", "ready") == 200
+    await site.run(3)
+    assert await site.agent_of(channel) == agent_device("carol")
+    await site.ctid.interaction_log.flush()
+    rows = load_events(site.ctid.interaction_log.engine, START - 60, site.world.now + 60)
+    mine = [(r["kind"], r["queue"]) for r in rows if r["call_id"] == linkedid and r["kind"] != "CallVariable"]
+    # one contact, in "200" from the start: no phantom "default" queue, no deflection
+    assert [k for k, q in mine if k in ("CallWaiting", "CallDeflected")] == ["CallWaiting"]
+    assert {q for k, q in mine if q} == {"200"}
+    assert ("QueueAssigned", "200") in mine
+    # a reload that maps 4001 elsewhere applies to the next such caller
+    site.routing_file.write_text(site.routing_file.read_text().replace('"4001": "200"', '"4001": sales'))
+    async with aiohttp.ClientSession() as http, http.post(f"{site.base}/api/routing/reload") as resp:
+        assert resp.status == 200
+    later = await site.call("4001", "13900000001")
+    assert await waiting_in(site) == {"sales": [await linkedid_of(site, later)]}
+
+
+async def test_a_caller_who_arrived_while_ctid_was_not_running_is_routed_once_it_starts(
+    make_site: Any,
+) -> None:
+    channels: list[str] = []
+
+    async def call_before_ctid(server: PbxSimServer) -> None:
+        channels.append(await server.call_in("trunk", "4001", cid_num="13900000003"))
+        await server.advance(20)  # waiting in ctid-wait, no CTID_QUEUE: AGI() found nobody
+
+    site = await make_site(before_ctid=call_before_ctid)
+    (channel,) = channels
+    await site.run(1)
+    linkedid = await linkedid_of(site, channel)
+    # the resync's lists do not say which number it dialled: routing.yaml's default queue (the first, unset)
+    assert await waiting_in(site) == {"sales": [linkedid]}
+    caller = site.world.find_channel(channel)
+    assert caller is not None and site.world.lookup(caller, "CTID_QUEUE") == "sales"
+    assert await site.set_state("alice", "ready") == 200
+    await site.run(3)
+    assert await site.agent_of(channel) == agent_device("alice")
+
+
+async def test_a_channel_whose_hangup_was_never_seen_is_reaped_once_asterisk_no_longer_lists_it(
+    make_site: Any,
+) -> None:
+    site = await make_site(server_options=", stale_channel_s: 600")
+    lost = await site.call("4000", "13900000003")
+    kept = await site.call("4000", "13900000001")
+    # Asterisk loses the first caller's channel without a Hangup event (as a crashed module or a lost
+    # event would); the second one sits on hold music, silent but present
+    caller = site.world.find_channel(lost)
+    assert caller is not None
+    del site.world.channels[caller.name]
+    assert await site.ctid.reap_stale_channels("pbx1") == 0  # nobody silent for 600 s yet: nothing is asked
+    await site.run(700, step=50)
+    assert await site.ctid.reap_stale_channels("pbx1") == 1
+    calls = {c["contact_channel"]: c for c in await site.get("/api/calls")}
+    assert set(calls) == {kept} and calls[kept]["state"] == "waiting"
+    history = {c["contact_channel"]: c for c in await site.get("/api/calls/history")}
+    assert history[lost]["disposition"] == "lost"
+    assert [w for ws in (await waiting_in(site)).values() for w in ws] == [calls[kept]["linkedid"]]
+    assert await site.ctid.reap_stale_channels("pbx1") == 0  # the listed one counts as seen again
+
+
+async def test_the_stale_channel_check_runs_by_itself(make_site: Any) -> None:
+    site = await make_site(server_options=", stale_channel_s: 2")  # checked every real second
+    lost = await site.call("4000", "13900000003")
+    caller = site.world.find_channel(lost)
+    assert caller is not None
+    del site.world.channels[caller.name]  # its Hangup never comes
+    await site.run(5)
+    deadline = asyncio.get_running_loop().time() + 5
+    while await site.get("/api/calls"):
+        assert asyncio.get_running_loop().time() < deadline, "the lost channel was never reaped"
+        await asyncio.sleep(0.05)
+    history = {c["contact_channel"]: c["disposition"] for c in await site.get("/api/calls/history")}
+    assert history == {lost: "lost"}
