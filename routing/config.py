@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from ctid.errors import ConfigError
-from ctid.yamlconf import SourceMap, format_path, load_located
+from ctid.yamlconf import SourceMap, format_path, load_located, read_config_text
 from routing.model import AgentStatus, AgentView, QueuePolicy, Strategy
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -252,12 +252,7 @@ def load_routing_checked(
     """Like load_routing, and also return warnings (file:line:column: ...) that do not stop loading."""
     path = Path(path)
     if text is None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError([f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}"]) from exc
+        text = read_config_text(path)
     loaded = load_located(path, RoutingConfig, text=text, env=env)
     written = load_located(path, _WrittenKeys, text=text, env=env).model
     checker = _Checker(loaded.model, loaded.source, written)
@@ -287,6 +282,7 @@ class _Checker:
                 self.error(("default_queue",), problem)
         self._dnis()
         self._agents()
+        self._unneeded_skills()
         for name, queue in self.cfg.queues.items():
             self._queue(name, queue)
 
@@ -307,8 +303,8 @@ class _Checker:
     def error(self, path: Sequence[object], message: str, *, at_key: bool = False) -> None:
         self._report(self.errors, path, message, at_key)
 
-    def warning(self, path: Sequence[object], message: str) -> None:
-        self._report(self.warnings, path, message, False)
+    def warning(self, path: Sequence[object], message: str, *, at_key: bool = False) -> None:
+        self._report(self.warnings, path, message, at_key)
 
     def queue_path(self, name: str, *rest: object) -> tuple[object, ...]:
         return ("queues", self.queue_keys.get(name, name), *rest)
@@ -356,6 +352,23 @@ class _Checker:
                 problem = self.unknown_queue(queue)
                 if problem:
                     self.error(("agents", index, "queues", position), problem)
+
+    def _unneeded_skills(self) -> None:
+        """An agent's skill that no queue asks for is most often a typo (`supprt`): that agent then
+        silently stops getting the queue's calls, so check-config says so."""
+        needed = sorted({skill for queue in self.cfg.queues.values() for skill in queue.skills})
+        listed = ", ".join(needed) if needed else "none"
+        for index, agent in enumerate(self.cfg.agents):
+            for skill in agent.skills:
+                if skill in needed:
+                    continue
+                close = difflib.get_close_matches(skill, needed, n=1, cutoff=0.6)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                self.warning(
+                    ("agents", index, "skills", skill),
+                    f"no queue needs skill '{skill}' ({hint}queues need: {listed})",
+                    at_key=True,
+                )
 
     def _queue(self, name: str, queue: Queue) -> None:
         if queue.hours is not None and queue.hours not in self.cfg.hours:

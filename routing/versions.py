@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ctid.db import Base
 from ctid.errors import ConfigError
+from ctid.yamlconf import read_config_text
 from routing.config import RoutingConfig, load_routing_checked
 
 log = structlog.get_logger("routing.versions")
@@ -128,12 +129,7 @@ class RoutingConfigManager:
 
     def _read(self) -> str:
         """The file's text; the manager reads it itself because the exact text is what a version records."""
-        try:
-            return self.path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError([f"{self.path}: cannot read: {exc.strerror or exc}"]) from exc
-        except UnicodeDecodeError as exc:  # an editor saved it as Latin-1: refused, not a crashed reload
-            raise ConfigError([f"{self.path}: not UTF-8 text: {exc.reason} at byte {exc.start}"]) from exc
+        return read_config_text(self.path)  # bounded in size; Latin-1 is refused, not a crashed reload
 
     def rollback(self) -> ReloadResult:
         """Restore the version before the current one: the file is rewritten to it and it applies."""
