@@ -63,6 +63,7 @@ class Ctid:
         self.routing_config: RoutingConfigManager | None = None
         self._watch_stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
+        self._reloads: set[asyncio.Task[Any]] = set()  # SIGHUP reloads under way
         self.wallboard: Wallboard | None = None
         self.db: Engine | None = None
         self.ivr = IvrServer(config.agi.host, config.agi.port)
@@ -222,6 +223,7 @@ class Ctid:
         if self._watcher is not None:
             self._watch_stop.set()
             await asyncio.gather(self._watcher, return_exceptions=True)
+        await asyncio.gather(*self._reloads, return_exceptions=True)
         if self.wallboard is not None:
             await self.wallboard.stop()
         if self.routing is not None:
@@ -244,13 +246,21 @@ class Ctid:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         if self.routing_config is not None:
-            loop.add_signal_handler(signal.SIGHUP, self.routing_config.reload, "sighup")
+            loop.add_signal_handler(signal.SIGHUP, self.reload_routing, "sighup")
         await self.start()
         tune_gc()
         try:
             await stop.wait()
         finally:
             await self.stop()
+
+    def reload_routing(self, source: str) -> None:
+        """Re-read routing.yaml in the background (SIGHUP): parsed in a thread, applied on the loop."""
+        if self.routing_config is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.routing_config.reload_async(source))
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
     async def wait_synced(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(

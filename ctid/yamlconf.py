@@ -108,10 +108,12 @@ class SourceMap:
 
 @dataclass(frozen=True, slots=True)
 class Loaded(Generic[M]):
-    """A validated model together with the map of where its values were written."""
+    """A validated model together with the map of where its values were written, and the plain data read
+    (for a second view of the same document without composing it again: ruamel's pure scanner is slow)."""
 
     model: M
     source: SourceMap
+    data: object = None
 
 
 def format_path(path: Sequence[object]) -> str:
@@ -139,6 +141,11 @@ def read_config_text(path: Path) -> str:
             data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    return decode_config_text(path, data)
+
+
+def decode_config_text(path: Path, data: bytes) -> str:
+    """The text of a config file read as `data` (at most MAX_FILE_BYTES + 1 of it), or ConfigError."""
     if len(data) > MAX_FILE_BYTES:
         raise ConfigError([_too_large(str(path), data)])
     try:
@@ -185,7 +192,7 @@ def load_located(
         problems.sort(key=lambda problem: (problem[0].line, problem[0].column))
         lines = [_format_error(file, where, "", message) for where, message in problems]
         raise ConfigError(list(dict.fromkeys(lines)))
-    return Loaded(validated, source)
+    return Loaded(validated, source, data)
 
 
 def compose_bounded(file: str, text: str) -> Node | None:

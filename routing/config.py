@@ -254,7 +254,7 @@ def load_routing_checked(
     if text is None:
         text = read_config_text(path)
     loaded = load_located(path, RoutingConfig, text=text, env=env)
-    written = load_located(path, _WrittenKeys, text=text, env=env).model
+    written = _WrittenKeys.model_validate(loaded.data)
     checker = _Checker(loaded.model, loaded.source, written)
     checker.run()
     if checker.errors:
