@@ -138,6 +138,7 @@ class RoutingConfigManager:
         self.clock = clock
         self.settle_s = settle_s  # a saved file applies once unchanged this long
         self._busy: asyncio.Lock | None = None  # one asynchronous reload or rollback at a time
+        self._warnings: list[str] = []  # those of the running version
         self.current: RoutingConfig | None = None
         self.current_version: int | None = None
         self._versions: list[_Version] = []
@@ -152,9 +153,10 @@ class RoutingConfigManager:
     def load_initial(self) -> RoutingConfig:
         """The file at start-up: ConfigError if invalid (ctid does not start on a broken config)."""
         text = self._read()
-        cfg, _ = load_routing_checked(self.path, text=text)
+        cfg, warnings = load_routing_checked(self.path, text=text)
         self.apply(cfg)
         self._applied(cfg, text, "startup")
+        self._warnings = warnings
         return cfg
 
     def reload(self, source: str = "manual") -> ReloadResult:
@@ -173,6 +175,11 @@ class RoutingConfigManager:
         """
         async with self._lock():
             try:
+                if text is None:
+                    text = await asyncio.to_thread(self._read)
+                if self.current is not None and _digest(text) == self._latest_digest():
+                    # already routing (a SIGHUP and the watcher for one save): not parsed a second time
+                    return ReloadResult(True, self.current_version, False, [], list(self._warnings))
                 parsed = await asyncio.to_thread(self._parse, text)
             except ConfigError as exc:
                 return self._rejected(exc.errors, source)
@@ -250,6 +257,7 @@ class RoutingConfigManager:
             if previous is not None:
                 self.apply(previous)
             return self._rejected([f"{self.path}: could not record the version: {exc}"], source)
+        self._warnings = warnings
         log.info("routing_config_applied", version=version, source=source, warnings=len(warnings))
         return ReloadResult(True, version, True, [], warnings)
 
