@@ -308,6 +308,7 @@ class _Builder:
         # Values already reported (an unset variable...): pydantic's follow-on complaints would be noise.
         self.unusable: set[FieldPath] = set()
         self._open: set[int] = set()
+        self._interpolated: dict[int, tuple[str, list[str]]] = {}
 
     def problem(self, where: Location, path: FieldPath, message: str) -> None:
         dotted = format_path(path)
@@ -375,7 +376,10 @@ class _Builder:
     def _scalar(self, node: ScalarNode, path: FieldPath, source: _SourceNode) -> object:
         value = self._construct(node, path)
         if isinstance(value, str) and node.tag == _STR_TAG:
-            value, messages = _interpolate(value, self.env)
+            interpolated = self._interpolated.get(id(node))
+            if interpolated is None:  # once per node: an aliased `${...}` text is one string, not thousands
+                interpolated = self._interpolated[id(node)] = _interpolate(value, self.env)
+            value, messages = interpolated
             for message in messages:
                 self.problem(source.at, path, message)
             if messages:

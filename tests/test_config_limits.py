@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import string
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,18 @@ def test_a_file_exactly_at_the_limit_loads(tmp_path: Path, monkeypatch: pytest.M
     path.write_text(ROUTING + "#" * (1000 - len(ROUTING)) + "\n")
     with pytest.raises(ConfigError, match="file too large"):
         load_routing_checked(path, env={})
+
+
+def test_an_aliased_text_with_references_is_one_string_however_often_it_is_used() -> None:
+    # 2,000 uses of a 100 KB `${...}` text: interpolated once, not into 200 MB of copies (900 MB at 9,000)
+    big = "${GREETING:-" + "x" * 100_000 + "}"
+    text = ROUTING + f'x-big: &big "{big}"\n' + "x-uses: [" + ", ".join(["*big"] * 2_000) + "]\n"
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError) as caught:  # x-big and x-uses are unknown keys: refused when built
+            load_routing_checked(Path("conf/routing.yaml"), env={}, text=text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [error.split(": ", 2)[1] for error in caught.value.errors] == ["x-big", "x-uses"]
+    assert peak < 40 * 2**20, peak
