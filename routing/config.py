@@ -264,6 +264,10 @@ def load_routing_checked(
     return loaded.model, [line for _, line in checker.warnings]
 
 
+_SUGGESTIONS = 50  # "did you mean" for the first problems only
+_LISTED = 10  # names listed in one message
+
+
 class _Checker:
     """The checks that span sections: every name refers to something that exists, every queue is served."""
 
@@ -274,6 +278,14 @@ class _Checker:
         self.dnis_keys = list(written.dnis)
         self.errors: list[tuple[tuple[int, int], str]] = []
         self.warnings: list[tuple[tuple[int, int], str]] = []
+        self._suggestions_left = _SUGGESTIONS
+        # indexes, so that the checks cost agents + queues, not agents x queues
+        self._members: dict[str, list[Agent]] = {}
+        for agent in cfg.agents:
+            for queue in dict.fromkeys(agent.queues):
+                self._members.setdefault(queue, []).append(agent)
+        self._agent_skills = {skill for agent in cfg.agents for skill in agent.skills}
+        self._listings: dict[str, str] = {}
 
     def run(self) -> None:
         if self.cfg.default_queue is not None:
@@ -312,9 +324,28 @@ class _Checker:
     def unknown_queue(self, name: str) -> str | None:
         if name in self.cfg.queues:
             return None
-        close = difflib.get_close_matches(name, list(self.cfg.queues), n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'?" if close else "queues: " + ", ".join(sorted(self.cfg.queues))
+        close = self.close_match(name, self.cfg.queues)
+        hint = f"did you mean '{close}'?" if close else "queues: " + self.listing("queues", self.cfg.queues)
         return f"unknown queue '{name}' ({hint})"
+
+    def close_match(self, name: str, candidates: Iterable[str]) -> str | None:
+        """The name `name` was likely meant to be; only for the first few problems, as difflib costs
+        candidates x problems (a file of thousands of bad references must not take minutes)."""
+        if self._suggestions_left <= 0:
+            return None
+        self._suggestions_left -= 1
+        close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+        return close[0] if close else None
+
+    def listing(self, what: str, names: Iterable[str]) -> str:
+        """Names for a message, sorted, the first ten of them: once per kind, however many errors."""
+        if what not in self._listings:
+            ordered = sorted(names)
+            shown = ", ".join(ordered[:_LISTED])
+            self._listings[what] = shown + (
+                f", ... ({len(ordered)} in all)" if len(ordered) > _LISTED else ""
+            )
+        return self._listings[what]
 
     def _dnis(self) -> None:
         first: dict[str, str | int] = {}
@@ -356,14 +387,14 @@ class _Checker:
     def _unneeded_skills(self) -> None:
         """An agent's skill that no queue asks for is most often a typo (`supprt`): that agent then
         silently stops getting the queue's calls, so check-config says so."""
-        needed = sorted({skill for queue in self.cfg.queues.values() for skill in queue.skills})
-        listed = ", ".join(needed) if needed else "none"
+        needed = {skill for queue in self.cfg.queues.values() for skill in queue.skills}
+        listed = self.listing("skills", needed) or "none"
         for index, agent in enumerate(self.cfg.agents):
             for skill in agent.skills:
                 if skill in needed:
                     continue
-                close = difflib.get_close_matches(skill, needed, n=1, cutoff=0.6)
-                hint = f"did you mean '{close[0]}'? " if close else ""
+                close = self.close_match(skill, needed)
+                hint = f"did you mean '{close}'? " if close else ""
                 self.warning(
                     ("agents", index, "skills", skill),
                     f"no queue needs skill '{skill}' ({hint}queues need: {listed})",
@@ -372,7 +403,7 @@ class _Checker:
 
     def _queue(self, name: str, queue: Queue) -> None:
         if queue.hours is not None and queue.hours not in self.cfg.hours:
-            known = ", ".join(sorted(self.cfg.hours)) or "none are defined"
+            known = self.listing("hours", self.cfg.hours) or "none are defined"
             self.error(self.queue_path(name, "hours"), f"unknown hours '{queue.hours}' (hours: {known})")
         closed = queue.closed_queue
         if closed is not None:
@@ -409,10 +440,8 @@ class _Checker:
             ended = ended or step.action in ("callback", "voicemail")
 
     def _served(self, name: str, queue: Queue) -> None:
-        members = [agent for agent in self.cfg.agents if name in agent.queues]
-        missing = sorted(
-            skill for skill in queue.skills if not any(skill in a.skills for a in self.cfg.agents)
-        )
+        members = self._members.get(name, [])
+        missing = sorted(skill for skill in queue.skills if skill not in self._agent_skills)
         for skill in missing:
             self.error(self.queue_path(name, "skills", skill), f"no agent has skill {skill}", at_key=True)
         if missing:
