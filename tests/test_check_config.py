@@ -6,47 +6,52 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from ctid.yamlconf import MAX_ALIAS_NODES
 from tests.test_config_limits import ROUTING, laughs
 
+CHECK = """\
+import json, sys, time
+import ctid.cli, ctid.config, reports.report, routing.config  # what check-config imports, before the clock
+started = time.monotonic()
+code = ctid.cli.main(["check-config", *sys.argv[1:]])
+print(json.dumps({"check_s": time.monotonic() - started, "code": code}))
+"""
 MEASURE = """\
 import json, resource, subprocess, sys, time
 started = time.monotonic()
-done = subprocess.run([sys.executable, "-m", "ctid.cli", "check-config", *sys.argv[1:]],
-                      capture_output=True, text=True, timeout=120)
-print(json.dumps({"wall_s": time.monotonic() - started, "code": done.returncode, "stderr": done.stderr,
+done = subprocess.run([sys.executable, "-c", sys.argv[1], *sys.argv[2:]], capture_output=True, text=True,
+                      timeout=120)
+print(json.dumps({"wall_s": time.monotonic() - started, "stderr": done.stderr,
+                  **json.loads(done.stdout.splitlines()[-1]),
                   "maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """
 
 
-def check_config(*paths: Path) -> dict[str, object]:
-    """Run `ctid check-config` in a fresh process, measuring it alone (its own RUSAGE_CHILDREN)."""
+def check_config(*paths: Path) -> dict[str, Any]:
+    """`ctid check-config` in a fresh process: the time of the check itself (the interpreter's start and
+    imports take seconds on a busy machine) and the process's peak memory, measured alone."""
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE, *map(str, paths)], capture_output=True, text=True, timeout=180
+        [sys.executable, "-c", MEASURE, CHECK, *map(str, paths)], capture_output=True, text=True, timeout=180
     )
-    result: dict[str, object] = json.loads(done.stdout)
+    result: dict[str, Any] = json.loads(done.stdout)
     return result
 
 
 def test_check_config_refuses_nested_aliases_in_under_a_second_and_100_mb(tmp_path: Path) -> None:
-    small = tmp_path / "small.yaml"
-    small.write_text(ROUTING)
     nine, ten = tmp_path / "laughs9.yaml", tmp_path / "laughs10.yaml"
     nine.write_text(ROUTING + laughs(9))  # 57 s and 2.8 GB before the bound
     ten.write_text(ROUTING + laughs(10))  # one level deeper: out of memory before the bound
-    baseline = check_config(small)  # starting Python and importing ctid, on a loaded machine
     refused = check_config(nine, ten)
-    assert baseline["code"] == 0
     assert refused["code"] == 1
     assert refused["stderr"] == "".join(
         f"{path}:9:8: alias '*d' expands the document beyond {MAX_ALIAS_NODES} nodes "
         "(aliases may repeat small parts, not multiply the file)\n"
         for path in (nine, ten)
     )
-    assert isinstance(refused["wall_s"], float) and isinstance(baseline["wall_s"], float)
-    assert refused["wall_s"] < baseline["wall_s"] + 1.0, (refused["wall_s"], baseline["wall_s"])
-    assert isinstance(refused["maxrss_kb"], int) and refused["maxrss_kb"] < 100 * 1024
+    assert refused["check_s"] < 1.0, refused
+    assert refused["maxrss_kb"] < 100 * 1024, refused  # the whole process, Python and imports included
 
 
 def test_a_skill_no_queue_needs_is_a_warning_not_an_error(tmp_path: Path) -> None:
