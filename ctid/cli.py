@@ -30,11 +30,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _is_routing_file(path: str) -> bool:
     """routing.yaml files have top-level `queues:`; everything else is checked as ctid.yaml."""
+    from ctid.yamlconf import MAX_FILE_BYTES
+
     try:
-        text = Path(path).read_text("utf-8")
-    except (OSError, UnicodeDecodeError):  # then checked as ctid.yaml, which reports why it is unreadable
+        with Path(path).open("rb") as handle:  # no further than the loader reads: a huge file costs nothing
+            head = handle.read(MAX_FILE_BYTES + 1)
+    except OSError:  # then checked as ctid.yaml, which reports why it is unreadable
         return False
-    return any(line.startswith("queues:") for line in text.splitlines())
+    return any(line.startswith(b"queues:") for line in head.splitlines())
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:

@@ -66,6 +66,7 @@ class Ctid:
         self.routing_config: RoutingConfigManager | None = None
         self._watch_stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
+        self._reloads: set[asyncio.Task[Any]] = set()  # SIGHUP reloads under way
         self.wallboard: Wallboard | None = None
         self.db: Engine | None = None
         self.agent_states: AgentStateStore | None = None
@@ -277,6 +278,7 @@ class Ctid:
         if self._watcher is not None:
             self._watch_stop.set()
             await asyncio.gather(self._watcher, return_exceptions=True)
+        await asyncio.gather(*self._reloads, return_exceptions=True)
         if self.wallboard is not None:
             await self.wallboard.stop()
         if self.routing is not None:
@@ -301,7 +303,7 @@ class Ctid:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         if self.routing_config is not None:
-            loop.add_signal_handler(signal.SIGHUP, self.routing_config.reload, "sighup")
+            loop.add_signal_handler(signal.SIGHUP, self.reload_routing, "sighup")
         await self.start()
         tune_gc()
         try:
@@ -337,6 +339,14 @@ class Ctid:
             log.warning("stale_channels_reaped", server=name, uniqueids=gone, idle_s=state.stale_channel_s)
         self.bus.publish(name, events)
         return len(gone)
+
+    def reload_routing(self, source: str) -> None:
+        """Re-read routing.yaml in the background (SIGHUP): parsed in a thread, applied on the loop."""
+        if self.routing_config is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.routing_config.reload_async(source))
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
     async def wait_synced(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(

@@ -102,12 +102,12 @@ def _versions(request: web.Request) -> RoutingConfigManager:
 
 async def api_routing_reload(request: web.Request) -> web.Response:
     """Re-read routing.yaml: 200 with the version applied, 422 with every error if it is rejected."""
-    result = _versions(request).reload("api")
+    result = await _versions(request).reload_async("api")  # parsed off the loop: /healthz keeps answering
     return web.json_response(result.to_dict(), status=200 if result.ok else 422)
 
 
 async def api_routing_rollback(request: web.Request) -> web.Response:
-    result = _versions(request).rollback()
+    result = await _versions(request).rollback_async()
     return web.json_response(result.to_dict(), status=200 if result.ok else 409)
 
 

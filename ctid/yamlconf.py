@@ -1,4 +1,9 @@
-"""Load a YAML file into a pydantic model so that every error names its file:line:column and field path."""
+"""Load a YAML file into a pydantic model so that every error names its file:line:column and field path.
+
+A config file is hostile input too: files over MAX_FILE_BYTES, nesting deeper than MAX_DEPTH and aliases
+that would expand into more than MAX_ALIAS_NODES nodes (a "billion laughs") are refused with file:line
+while the file is composed, before any expanded value is built.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,11 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.scanner import Scanner
 
 from ctid.errors import ConfigError
 
@@ -23,6 +31,13 @@ M = TypeVar("M", bound=BaseModel)
 
 FieldPath = tuple[str | int, ...]
 """Where a value sits in a document: mapping keys and sequence indexes, e.g. ("asterisk", 0, "port")."""
+
+MAX_FILE_BYTES = 1 << 20
+"""The largest config file read (1 MiB); a routing.yaml for thousands of agents is a few hundred KB."""
+MAX_ALIAS_NODES = 10_000
+"""How many nodes aliases may add to a document in all, counting every alias's whole expansion."""
+MAX_DEPTH = 64
+"""How deeply mappings and sequences may nest in the file as written."""
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -93,10 +108,12 @@ class SourceMap:
 
 @dataclass(frozen=True, slots=True)
 class Loaded(Generic[M]):
-    """A validated model together with the map of where its values were written."""
+    """A validated model together with the map of where its values were written, and the plain data read
+    (for a second view of the same document without composing it again: ruamel's pure scanner is slow)."""
 
     model: M
     source: SourceMap
+    data: object = None
 
 
 def format_path(path: Sequence[object]) -> str:
@@ -117,25 +134,48 @@ def load_model(
     return load_located(path, model, text=text, env=env).model
 
 
+def read_config_text(path: Path) -> str:
+    """A config file's text, read no further than MAX_FILE_BYTES; ConfigError if too large or not UTF-8."""
+    try:
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    return decode_config_text(path, data)
+
+
+def decode_config_text(path: Path, data: bytes) -> str:
+    """The text of a config file read as `data` (at most MAX_FILE_BYTES + 1 of it), or ConfigError."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError([_too_large(str(path), data)])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # an editor saved it as Latin-1: refused, not a crash
+        raise ConfigError([f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}"]) from exc
+
+
+def _too_large(file: str, data: bytes) -> str:
+    """The error for a file over the limit, at the line and column where the limit falls."""
+    before = data[:MAX_FILE_BYTES]
+    line_start = before.rfind(b"\n") + 1
+    where = Location(before.count(b"\n") + 1, len(before[line_start:].decode("utf-8", "replace")) + 1)
+    return _format_error(
+        file, where, "", f"file too large: config files are limited to {MAX_FILE_BYTES} bytes (1 MiB)"
+    )
+
+
 def load_located(
     path: Path, model: type[M], *, text: str | None = None, env: Mapping[str, str] | None = None
 ) -> Loaded[M]:
     """Like load_model, and also return the SourceMap for checks that span several fields."""
     file = str(path)
     if text is None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError([f"{file}: cannot read: {exc.strerror or exc}"]) from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError([f"{file}: not UTF-8 text: {exc.reason} at byte {exc.start}"]) from exc
-    yaml = YAML(typ="safe", pure=True)
-    try:
-        document = yaml.compose(text)
-    except YAMLError as exc:
-        raise ConfigError([_syntax_error(file, text, exc)]) from exc
+        text = read_config_text(Path(path))
+    elif len(text) > MAX_FILE_BYTES // 4 and len(encoded := text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise ConfigError([_too_large(file, encoded)])
+    document = compose_bounded(file, text)
 
-    builder = _Builder(file, yaml, os.environ if env is None else env)
+    builder = _Builder(file, YAML(typ="safe", pure=True), os.environ if env is None else env)
     if document is None:
         data: object = {}
         root = _SourceNode(Location(1, 1))
@@ -152,7 +192,100 @@ def load_located(
         problems.sort(key=lambda problem: (problem[0].line, problem[0].column))
         lines = [_format_error(file, where, "", message) for where, message in problems]
         raise ConfigError(list(dict.fromkeys(lines)))
-    return Loaded(validated, source)
+    return Loaded(validated, source, data)
+
+
+def compose_bounded(file: str, text: str) -> Node | None:
+    """The document's node graph (aliases shared, not copied); ConfigError for syntax errors and limits."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.Scanner = _BoundedScanner
+    yaml.Composer = _BoundedComposer
+    try:
+        document: Node | None = yaml.compose(text)
+    except _LimitExceeded as exc:
+        raise ConfigError([_format_error(file, exc.where, "", exc.message)]) from None
+    except YAMLError as exc:
+        raise ConfigError([_syntax_error(file, text, exc)]) from exc
+    return document
+
+
+class _LimitExceeded(Exception):
+    def __init__(self, where: Location, message: str) -> None:
+        super().__init__(message)
+        self.where = where
+        self.message = message
+
+
+class _BoundedScanner(Scanner):
+    """ruamel's scanner, refusing `[` and `{` nested beyond MAX_DEPTH as it meets them: its cost grows
+    with the square of that depth (a few thousand `[` take minutes), before the composer sees a node."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:
+        if len(self.flow_context) >= MAX_DEPTH:
+            mark = self.reader.get_mark()
+            raise _LimitExceeded(
+                Location(mark.line + 1, mark.column + 1), f"nested more than {MAX_DEPTH} levels deep"
+            )
+        super().fetch_flow_collection_start(TokenClass, to_push)
+
+
+class _BoundedComposer(Composer):
+    """ruamel's composer, counting as it goes: refuses deep nesting and aliases that expand too far.
+
+    An alias is composed as the anchored node itself (nothing is copied), so the cost is only paid by
+    whoever later walks the graph as a tree; each alias is charged the size of that tree as it is read.
+    """
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self._nesting = 0
+        self._alias_nodes = 0
+        self._open_anchors: list[str] = []
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        where = Location(event.start_mark.line + 1, event.start_mark.column + 1)
+        if isinstance(event, AliasEvent):
+            node = super().compose_node(parent, index)
+            if any(self.anchors.get(name) is node for name in self._open_anchors):
+                raise _LimitExceeded(where, f"alias '*{event.anchor}' refers to a node that contains it")
+            self._alias_nodes += self._expanded_size(node)
+            if self._alias_nodes > MAX_ALIAS_NODES:
+                raise _LimitExceeded(
+                    where,
+                    f"alias '*{event.anchor}' expands the document beyond {MAX_ALIAS_NODES} nodes "
+                    "(aliases may repeat small parts, not multiply the file)",
+                )
+            return node
+        if self._nesting >= MAX_DEPTH:
+            raise _LimitExceeded(where, f"nested more than {MAX_DEPTH} levels deep")
+        self._nesting += 1
+        if event.anchor is not None:
+            self._open_anchors.append(event.anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._nesting -= 1
+            if event.anchor is not None:
+                self._open_anchors.pop()
+
+    def _expanded_size(self, node: Node) -> int:
+        """How many nodes `node` is as a tree, aliases inside it expanded; each node is computed once.
+
+        The graph has no cycles (an alias to an anchor still open is refused), so the memo is exact and
+        the recursion is no deeper than the nesting of the file.
+        """
+        known = self._sizes.get(id(node))
+        if known is not None:
+            return known
+        size = 1
+        if isinstance(node, MappingNode):
+            size += sum(self._expanded_size(key) + self._expanded_size(value) for key, value in node.value)
+        elif isinstance(node, SequenceNode):
+            size += sum(self._expanded_size(item) for item in node.value)
+        self._sizes[id(node)] = size
+        return size
 
 
 def _format_error(file: str, where: Location, dotted: str, message: str) -> str:
@@ -175,6 +308,7 @@ class _Builder:
         # Values already reported (an unset variable...): pydantic's follow-on complaints would be noise.
         self.unusable: set[FieldPath] = set()
         self._open: set[int] = set()
+        self._interpolated: dict[int, tuple[str, list[str]]] = {}
 
     def problem(self, where: Location, path: FieldPath, message: str) -> None:
         dotted = format_path(path)
@@ -242,7 +376,10 @@ class _Builder:
     def _scalar(self, node: ScalarNode, path: FieldPath, source: _SourceNode) -> object:
         value = self._construct(node, path)
         if isinstance(value, str) and node.tag == _STR_TAG:
-            value, messages = _interpolate(value, self.env)
+            interpolated = self._interpolated.get(id(node))
+            if interpolated is None:  # once per node: an aliased `${...}` text is one string, not thousands
+                interpolated = self._interpolated[id(node)] = _interpolate(value, self.env)
+            value, messages = interpolated
             for message in messages:
                 self.problem(source.at, path, message)
             if messages:

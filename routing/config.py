@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from ctid.errors import ConfigError
-from ctid.yamlconf import SourceMap, format_path, load_located
+from ctid.yamlconf import SourceMap, format_path, load_located, read_config_text
 from routing.model import AgentStatus, AgentView, QueuePolicy, Strategy
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -259,14 +259,9 @@ def load_routing_checked(
     """Like load_routing, and also return warnings (file:line:column: ...) that do not stop loading."""
     path = Path(path)
     if text is None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError([f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}"]) from exc
+        text = read_config_text(path)
     loaded = load_located(path, RoutingConfig, text=text, env=env)
-    written = load_located(path, _WrittenKeys, text=text, env=env).model
+    written = _WrittenKeys.model_validate(loaded.data)
     checker = _Checker(loaded.model, loaded.source, written)
     checker.run()
     if checker.errors:
@@ -274,6 +269,10 @@ def load_routing_checked(
         raise ConfigError(list(dict.fromkeys(line for _, line in checker.errors)))
     checker.warnings.sort(key=lambda item: item[0])
     return loaded.model, [line for _, line in checker.warnings]
+
+
+_SUGGESTIONS = 50  # "did you mean" for the first problems only
+_LISTED = 10  # names listed in one message
 
 
 class _Checker:
@@ -286,6 +285,14 @@ class _Checker:
         self.dnis_keys = list(written.dnis)
         self.errors: list[tuple[tuple[int, int], str]] = []
         self.warnings: list[tuple[tuple[int, int], str]] = []
+        self._suggestions_left = _SUGGESTIONS
+        # indexes, so that the checks cost agents + queues, not agents x queues
+        self._members: dict[str, list[Agent]] = {}
+        for agent in cfg.agents:
+            for queue in dict.fromkeys(agent.queues):
+                self._members.setdefault(queue, []).append(agent)
+        self._agent_skills = {skill for agent in cfg.agents for skill in agent.skills}
+        self._listings: dict[str, str] = {}
 
     def run(self) -> None:
         if self.cfg.default_queue is not None:
@@ -294,6 +301,7 @@ class _Checker:
                 self.error(("default_queue",), problem)
         self._dnis()
         self._agents()
+        self._unneeded_skills()
         for name, queue in self.cfg.queues.items():
             self._queue(name, queue)
 
@@ -314,8 +322,8 @@ class _Checker:
     def error(self, path: Sequence[object], message: str, *, at_key: bool = False) -> None:
         self._report(self.errors, path, message, at_key)
 
-    def warning(self, path: Sequence[object], message: str) -> None:
-        self._report(self.warnings, path, message, False)
+    def warning(self, path: Sequence[object], message: str, *, at_key: bool = False) -> None:
+        self._report(self.warnings, path, message, at_key)
 
     def queue_path(self, name: str, *rest: object) -> tuple[object, ...]:
         return ("queues", self.queue_keys.get(name, name), *rest)
@@ -323,9 +331,28 @@ class _Checker:
     def unknown_queue(self, name: str) -> str | None:
         if name in self.cfg.queues:
             return None
-        close = difflib.get_close_matches(name, list(self.cfg.queues), n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'?" if close else "queues: " + ", ".join(sorted(self.cfg.queues))
+        close = self.close_match(name, self.cfg.queues)
+        hint = f"did you mean '{close}'?" if close else "queues: " + self.listing("queues", self.cfg.queues)
         return f"unknown queue '{name}' ({hint})"
+
+    def close_match(self, name: str, candidates: Iterable[str]) -> str | None:
+        """The name `name` was likely meant to be; only for the first few problems, as difflib costs
+        candidates x problems (a file of thousands of bad references must not take minutes)."""
+        if self._suggestions_left <= 0:
+            return None
+        self._suggestions_left -= 1
+        close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+        return close[0] if close else None
+
+    def listing(self, what: str, names: Iterable[str]) -> str:
+        """Names for a message, sorted, the first ten of them: once per kind, however many errors."""
+        if what not in self._listings:
+            ordered = sorted(names)
+            shown = ", ".join(ordered[:_LISTED])
+            self._listings[what] = shown + (
+                f", ... ({len(ordered)} in all)" if len(ordered) > _LISTED else ""
+            )
+        return self._listings[what]
 
     def _dnis(self) -> None:
         first: dict[str, str | int] = {}
@@ -364,9 +391,26 @@ class _Checker:
                 if problem:
                     self.error(("agents", index, "queues", position), problem)
 
+    def _unneeded_skills(self) -> None:
+        """An agent's skill that no queue asks for is most often a typo (`supprt`): that agent then
+        silently stops getting the queue's calls, so check-config says so."""
+        needed = {skill for queue in self.cfg.queues.values() for skill in queue.skills}
+        listed = self.listing("skills", needed) or "none"
+        for index, agent in enumerate(self.cfg.agents):
+            for skill in agent.skills:
+                if skill in needed:
+                    continue
+                close = self.close_match(skill, needed)
+                hint = f"did you mean '{close}'? " if close else ""
+                self.warning(
+                    ("agents", index, "skills", skill),
+                    f"no queue needs skill '{skill}' ({hint}queues need: {listed})",
+                    at_key=True,
+                )
+
     def _queue(self, name: str, queue: Queue) -> None:
         if queue.hours is not None and queue.hours not in self.cfg.hours:
-            known = ", ".join(sorted(self.cfg.hours)) or "none are defined"
+            known = self.listing("hours", self.cfg.hours) or "none are defined"
             self.error(self.queue_path(name, "hours"), f"unknown hours '{queue.hours}' (hours: {known})")
         closed = queue.closed_queue
         if closed is not None:
@@ -403,10 +447,8 @@ class _Checker:
             ended = ended or step.action in ("callback", "voicemail")
 
     def _served(self, name: str, queue: Queue) -> None:
-        members = [agent for agent in self.cfg.agents if name in agent.queues]
-        missing = sorted(
-            skill for skill in queue.skills if not any(skill in a.skills for a in self.cfg.agents)
-        )
+        members = self._members.get(name, [])
+        missing = sorted(skill for skill in queue.skills if skill not in self._agent_skills)
         for skill in missing:
             self.error(self.queue_path(name, "skills", skill), f"no agent has skill {skill}", at_key=True)
         if missing:

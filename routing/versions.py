@@ -1,10 +1,12 @@
 """routing.yaml while ctid runs: hot reload, every applied version kept, history and rollback.
 
-A change arrives by `ctid reload` (REST), SIGHUP or the file being saved (watchfiles). A valid file
-applies at once, to callers already waiting too; an invalid one is rejected with every error as
-file:line:column and the running config stays. Each applied version is stored with its time, so
-`ctid config history --at TIME` says which version routed a call, and `ctid config rollback` restores
-the one before.
+A change arrives by `ctid reload` (REST), SIGHUP or the file being saved (watchfiles). The file is
+read, parsed and checked in a worker thread (a large file must not stall calls, AMI or /healthz), then
+a valid one applies on the event loop, to callers already waiting too; an invalid one is rejected with
+every error as file:line:column and the running config stays. A saved file applies only once it has
+stopped changing for `settle_s` (scp and `cat >` write in place, in pieces). Each applied version is
+stored with its time, so `ctid config history --at TIME` says which version routed a call, and
+`ctid config rollback` restores the one before.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ctid.db import Base
 from ctid.errors import ConfigError
+from ctid.yamlconf import MAX_FILE_BYTES, decode_config_text, read_config_text
 from routing.config import RoutingConfig, load_routing_checked
 
 log = structlog.get_logger("routing.versions")
@@ -84,6 +87,39 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class FileSnapshot:
+    """What a file held when looked at: its size, modification time and bytes (None: missing)."""
+
+    size: int
+    mtime_ns: int
+    data: bytes | None
+
+    @classmethod
+    def take(cls, path: Path) -> FileSnapshot:
+        try:
+            with path.open("rb") as handle:
+                info = os.fstat(handle.fileno())
+                data = handle.read(MAX_FILE_BYTES + 1)
+        except OSError:
+            return cls(-1, -1, None)
+        return cls(info.st_size, info.st_mtime_ns, data)
+
+
+@dataclass(frozen=True, slots=True)
+class Settling:
+    """A file seen unchanged since `since` (monotonic seconds): it is settled once that lasts settle_s."""
+
+    snapshot: FileSnapshot
+    since: float
+
+    def observe(self, snapshot: FileSnapshot, now: float) -> Settling:
+        return self if snapshot == self.snapshot else Settling(snapshot, now)
+
+    def settled(self, now: float, settle_s: float) -> bool:
+        return now - self.since >= settle_s
+
+
 class RoutingConfigManager:
     """Owns the running routing config: validates, applies (through `apply`) and records versions."""
 
@@ -94,11 +130,15 @@ class RoutingConfigManager:
         *,
         engine: Engine | None = None,
         clock: Callable[[], float] = time.time,
+        settle_s: float = 0.5,
     ) -> None:
         self.path = path
         self.apply = apply
         self.engine = engine
         self.clock = clock
+        self.settle_s = settle_s  # a saved file applies once unchanged this long
+        self._busy: asyncio.Lock | None = None  # one asynchronous reload or rollback at a time
+        self._warnings: list[str] = []  # those of the running version
         self.current: RoutingConfig | None = None
         self.current_version: int | None = None
         self._versions: list[_Version] = []
@@ -113,44 +153,94 @@ class RoutingConfigManager:
     def load_initial(self) -> RoutingConfig:
         """The file at start-up: ConfigError if invalid (ctid does not start on a broken config)."""
         text = self._read()
-        cfg, _ = load_routing_checked(self.path, text=text)
+        cfg, warnings = load_routing_checked(self.path, text=text)
         self.apply(cfg)
         self._applied(cfg, text, "startup")
+        self._warnings = warnings
         return cfg
 
     def reload(self, source: str = "manual") -> ReloadResult:
-        """Re-read the file; apply it if valid and changed, else keep the running config."""
+        """Re-read the file; apply it if valid and changed, else keep the running config (blocking: CLI and
+        tests; the daemon uses reload_async)."""
         try:
             text = self._read()
         except ConfigError as exc:
             return self._rejected(exc.errors, source)
         return self._try(text, source)
 
+    async def reload_async(self, source: str = "manual", text: str | None = None) -> ReloadResult:
+        """reload, with reading, parsing and checking in a worker thread and only applying on the loop.
+
+        `text` is what to apply instead of re-reading the file (the watcher's settled content).
+        """
+        async with self._lock():
+            try:
+                if text is None:
+                    text = await asyncio.to_thread(self._read)
+                if self.current is not None and _digest(text) == self._latest_digest():
+                    # already routing (a SIGHUP and the watcher for one save): not parsed a second time
+                    return ReloadResult(True, self.current_version, False, [], list(self._warnings))
+                parsed = await asyncio.to_thread(self._parse, text)
+            except ConfigError as exc:
+                return self._rejected(exc.errors, source)
+            return self._commit(*parsed, source)
+
     def _read(self) -> str:
         """The file's text; the manager reads it itself because the exact text is what a version records."""
-        try:
-            return self.path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError([f"{self.path}: cannot read: {exc.strerror or exc}"]) from exc
-        except UnicodeDecodeError as exc:  # an editor saved it as Latin-1: refused, not a crashed reload
-            raise ConfigError([f"{self.path}: not UTF-8 text: {exc.reason} at byte {exc.start}"]) from exc
+        return read_config_text(self.path)  # bounded in size; Latin-1 is refused, not a crashed reload
+
+    def _parse(self, text: str | None) -> tuple[str, RoutingConfig, list[str]]:
+        """Read (unless given) and check a text: no state is touched, so it runs in any thread."""
+        text = self._read() if text is None else text
+        cfg, warnings = load_routing_checked(self.path, text=text)
+        return text, cfg, warnings
+
+    def _lock(self) -> asyncio.Lock:
+        if self._busy is None:
+            self._busy = asyncio.Lock()
+        return self._busy
+
+    def _rollback_target(self) -> _Version | None:
+        earlier = [v for v in self._versions if v.sha256 != self._latest_digest()]
+        return earlier[-1] if earlier else None
 
     def rollback(self) -> ReloadResult:
         """Restore the version before the current one: the file is rewritten to it and it applies."""
-        earlier = [v for v in self._versions if v.sha256 != self._latest_digest()]
-        if not earlier:
+        target = self._rollback_target()
+        if target is None:
             return ReloadResult(False, self.current_version, False, ["no earlier version to roll back to"])
-        target = earlier[-1]
         result = self._try(target.text, f"rollback to v{target.version}")
         if result.ok:
             self._write_file(target.text)
         return result
 
+    async def rollback_async(self) -> ReloadResult:
+        """rollback, parsing the earlier text in a worker thread."""
+        async with self._lock():
+            target = self._rollback_target()
+            if target is None:
+                return ReloadResult(
+                    False, self.current_version, False, ["no earlier version to roll back to"]
+                )
+            source = f"rollback to v{target.version}"
+            try:
+                parsed = await asyncio.to_thread(self._parse, target.text)
+            except ConfigError as exc:
+                return self._rejected(exc.errors, source)
+            result = self._commit(*parsed, source)
+            if result.ok:
+                await asyncio.to_thread(self._write_file, target.text)
+            return result
+
     def _try(self, text: str, source: str) -> ReloadResult:
         try:
-            cfg, warnings = load_routing_checked(self.path, text=text)
+            _, cfg, warnings = self._parse(text)
         except ConfigError as exc:
             return self._rejected(exc.errors, source)
+        return self._commit(text, cfg, warnings, source)
+
+    def _commit(self, text: str, cfg: RoutingConfig, warnings: list[str], source: str) -> ReloadResult:
+        """Apply a checked config and record it (on the loop: apply changes live routing state)."""
         if self.current is not None and _digest(text) == self._latest_digest():
             return ReloadResult(True, self.current_version, False, [], warnings)
         previous = self.current
@@ -167,6 +257,7 @@ class RoutingConfigManager:
             if previous is not None:
                 self.apply(previous)
             return self._rejected([f"{self.path}: could not record the version: {exc}"], source)
+        self._warnings = warnings
         log.info("routing_config_applied", version=version, source=source, warnings=len(warnings))
         return ReloadResult(True, version, True, [], warnings)
 
@@ -218,10 +309,33 @@ class RoutingConfigManager:
     # ---- watching ---------------------------------------------------------------------------------
 
     async def watch(self, stop: asyncio.Event | None = None) -> None:
-        """Reload when the file is saved (editors replace files: the directory is watched)."""
+        """Reload when the file is saved (editors replace files: the directory is watched), once settled."""
         from watchfiles import awatch
 
         target = self.path.resolve()
         async for changes in awatch(target.parent, stop_event=stop, debounce=300, step=50, recursive=False):
-            if any(Path(changed).resolve() == target for _, changed in changes):
-                self.reload("file")
+            if not any(Path(changed).resolve() == target for _, changed in changes):
+                continue
+            snapshot = await self._settled(stop)
+            if snapshot is None:  # stopping
+                return
+            try:
+                text = decode_config_text(self.path, snapshot.data) if snapshot.data is not None else None
+            except ConfigError as exc:
+                self._rejected(exc.errors, "file")
+                continue
+            if text is not None and self.current is not None and _digest(text) == self._latest_digest():
+                continue  # our own rollback, or a save that changed nothing
+            await self.reload_async("file", text)
+
+    async def _settled(self, stop: asyncio.Event | None) -> FileSnapshot | None:
+        """The file once it has not changed for settle_s; None if `stop` is set first."""
+        loop = asyncio.get_running_loop()
+        step = min(0.1, self.settle_s / 4) if self.settle_s > 0 else 0.0
+        settling = Settling(await asyncio.to_thread(FileSnapshot.take, self.path), loop.time())
+        while not settling.settled(loop.time(), self.settle_s):
+            if stop is not None and stop.is_set():
+                return None
+            await asyncio.sleep(step)
+            settling = settling.observe(await asyncio.to_thread(FileSnapshot.take, self.path), loop.time())
+        return settling.snapshot

@@ -218,3 +218,51 @@ def test_overflow_steps_out_of_order_are_a_warning() -> None:
         "conf/routing.yaml:7:19: queues.sales.overflow[1].after_s: "
         "steps must be in increasing order of after_s; the step before is at 90"
     ]
+
+
+def test_a_skill_no_queue_needs_is_a_warning_at_the_skill() -> None:
+    text = GOOD.replace("skills: {sales: 6}", "skills: {sales: 6, supprt: 4, klingon: 2}")
+    config, warnings = load_text(text)
+    assert warnings == [
+        "conf/routing.yaml:10:69: agents[0].skills.supprt: "
+        "no queue needs skill 'supprt' (queues need: sales)",
+        "conf/routing.yaml:10:80: agents[0].skills.klingon: "
+        "no queue needs skill 'klingon' (queues need: sales)",
+    ]
+    assert config.agents[0].skills == {"sales": 6, "supprt": 4, "klingon": 2}  # still loads
+
+
+def test_a_misspelt_skill_suggests_the_needed_one() -> None:
+    text = GOOD.replace("skills: {sales: 5}", "skills: {sales: 5, support: 2}").replace(
+        "skills: {sales: 6}", "skills: {sales: 6, supprt: 4}"
+    )
+    with pytest.raises(ConfigError) as caught:  # support is then needed by no agent: that stays an error
+        load_text(text)
+    assert "no agent has skill support" in caught.value.errors[0]
+    text = text.replace("skills: {sales: 6, supprt: 4}", "skills: {sales: 6, support: 2, suport: 4}")
+    assert load_text(text)[1] == [
+        "conf/routing.yaml:10:81: agents[0].skills.suport: "
+        "no queue needs skill 'suport' (did you mean 'support'? queues need: sales, support)"
+    ]
+
+
+def test_many_bad_references_each_list_ten_queues_not_all() -> None:
+    # 3,000 numbers routed to unknown queues among 3,000 took 118 s: difflib for every one, and every
+    # message listing all 3,000 queues; now "did you mean" is for the first 50 and a message lists ten
+    count = 1000
+    text = (
+        "queues:\n"
+        + "".join(f"  q{n}: {{}}\n" for n in range(count))
+        + "dnis:\n"
+        + "".join(f"  '{1000 + n}': nosuch{n}\n" for n in range(count))
+        + "agents:\n  - {id: a, name: A, device: PJSIP/1, queues: ["
+        + ", ".join(f"q{n}" for n in range(count))
+        + "]}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_text(text)
+    assert len(caught.value.errors) == count
+    assert caught.value.errors[-1] == (
+        f"conf/routing.yaml:{2 * count + 2}:11: dnis.1999: unknown queue 'nosuch999' "
+        "(queues: q0, q1, q10, q100, q101, q102, q103, q104, q105, q106, ... (1000 in all))"
+    )
