@@ -383,9 +383,12 @@ class CallStateModel:
             if chan.context in CTID_CONTEXTS:
                 self._adopt_contact(call, chan, now, out)
                 if chan.uniqueid == call.contact:
-                    if call.linkedid not in known:
-                        self._take_up(call, self._expected.get(call.linkedid))
-                    arrival = call.arrived_at if call.arrived_at is not None else max(call.started_at, gone)
+                    logged = (
+                        None
+                        if call.linkedid in known
+                        else self._take_up(call, self._expected.get(call.linkedid))
+                    )
+                    arrival = max(call.started_at, gone) if logged is None else logged
                     self._resume_from_context(call, chan, now, out, arrival)
         for call in list(self.calls.values()):
             if call.contact:
@@ -397,17 +400,18 @@ class CallStateModel:
             self._on_device_state(dev, now, out)
         return out
 
-    def _take_up(self, call: Call, logged: d.OpenCall | None) -> None:
-        """A call this model has not seen, as the log left it: still in a queue (its contact's arrive), or
-        queued and answered before (no new stay unless it is back in ctid-wait)."""
+    def _take_up(self, call: Call, logged: d.OpenCall | None) -> float | None:
+        """A call this model has not seen, as the log left it: still in a queue (returns its contact's
+        arrive, which the stay keeps), or queued and answered before (no new stay unless it is back in
+        ctid-wait)."""
         if logged is None or not logged.queued:
-            return
+            return None
         if logged.arrived_at is not None:
-            call.arrived_at = call.waiting_since = logged.arrived_at
             call.queue = call.queue or logged.queue
-        else:
-            call.state = CallState.AFTER
-            call.answered_at = call.started_at
+            return logged.arrived_at
+        call.state = CallState.AFTER
+        call.answered_at = call.started_at
+        return None
 
     # ---- channels ---------------------------------------------------------------------------------
 
