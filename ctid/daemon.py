@@ -19,6 +19,7 @@ from ctid.ami.events import AmiEvent
 from ctid.bus import EventBus
 from ctid.clock import Clock, SystemClock
 from ctid.config import AsteriskServer, CtidConfig, WallboardSettings
+from ctid.errors import AmiError
 from ctid.metrics import CALLS_ACTIVE
 from ctid.state import CallStateModel
 from ctid.state.domain import CallArrived, CallEnded, DomainEvent
@@ -256,8 +257,24 @@ class Ctid:
         else:
             log.info("wallboard_resumed", contacts=taken)
 
+    async def _note_stop(self) -> None:
+        """From now on ctid sees nothing: an open data gap per server, from Asterisk's clock (a Ping's
+        Timestamp, the clock the next start's first resync closes it on). A crash leaves none: the next
+        start opens it at the last event logged instead."""
+        for name, state in self.servers.items():
+            if not state.connection.synced.is_set():
+                continue  # out of sight already: its gap is open
+            try:
+                reply = await state.connection.action("Ping", timeout=1.0)
+                at = float(reply.get("Timestamp") or "nan")
+            except (AmiError, ValueError):
+                continue
+            if math.isfinite(at):
+                self.interaction_log.record_gap(name, max(at, state.last_seen or at))
+
     async def stop(self) -> None:
         self._stopping = True
+        await self._note_stop()
         if self._watcher is not None:
             self._watch_stop.set()
             await asyncio.gather(self._watcher, return_exceptions=True)
