@@ -226,6 +226,9 @@ async def run_hour(tmp_path: Path) -> dict[str, object]:
         cut = proxy.outage()
 
         async def cut_link() -> None:
+            # what pbxsim sent has crossed the proxy (else which of the last instant's events ctid got, and
+            # so whether a caller arriving at the gap's very start was seen, would be a race)
+            await asyncio.sleep(0.3)
             cut.__enter__()
             await until(lambda: not ctid.servers["pbx1"].connection.synced.is_set(), "ctid to see the cut")
 
@@ -302,7 +305,7 @@ def test_two_restarts_and_a_cut_leave_the_queue_summary_equal_to_an_independent_
     def unseen(stay: Arrival) -> bool:
         """It reached the queue and its call hung up inside one gap: ctid never had a chance to see it."""
         gone = watch.hung_up.get(stay.uid)
-        return gone is not None and any(g["start"] <= stay.arrive and gone <= g["end"] for g in closed)
+        return gone is not None and any(g["start"] < stay.arrive and gone <= g["end"] for g in closed)
 
     missed = [s for s in watch.stays if unseen(s)]
     summary = run_report("queue-summary", db, start=start, end=end)
@@ -327,5 +330,6 @@ def test_two_restarts_and_a_cut_leave_the_queue_summary_equal_to_an_independent_
     finally:
         engine.dispose()
     assert (open_contacts, open_calls, open_gaps) == (0, 0, 1)
-    lost = sum(q["lost"] for q in summary)
-    assert lost > 0  # callers who left while ctid was away: offered, neither answered nor abandoned
+    for queue in summary:  # every contact has its outcome (lost: left while ctid was away, in no ratio)
+        outcomes = ("answered", "abandoned", "deflected", "lost")
+        assert queue["open"] == 0 and queue["offered"] == sum(queue[k] for k in outcomes), queue
