@@ -22,7 +22,7 @@ from ctid.config import AsteriskServer, CtidConfig, WallboardSettings
 from ctid.errors import AmiError
 from ctid.metrics import CALLS_ACTIVE
 from ctid.state import CallStateModel
-from ctid.state.domain import CallArrived, CallEnded, DomainEvent
+from ctid.state.domain import CallArrived, CallEnded, DomainEvent, MonitoringStopped
 from ivr import IvrServer
 from reports.log import InteractionLog
 from reports.wallboard import Wallboard
@@ -258,9 +258,9 @@ class Ctid:
             log.info("wallboard_resumed", contacts=taken)
 
     async def _note_stop(self) -> None:
-        """From now on ctid sees nothing: an open data gap per server, from Asterisk's clock (a Ping's
-        Timestamp, the clock the next start's first resync closes it on). A crash leaves none: the next
-        start opens it at the last event logged instead."""
+        """From now on ctid sees nothing: the log notes when, per server, on Asterisk's clock (a Ping's
+        Timestamp), so the next start's data gap runs from here to its first resync, one clock. A crash
+        notes nothing: that gap starts at the last event logged instead."""
         for name, state in self.servers.items():
             if not state.connection.synced.is_set():
                 continue  # out of sight already: its gap is open
@@ -270,7 +270,7 @@ class Ctid:
             except (AmiError, ValueError):
                 continue
             if math.isfinite(at):
-                self.interaction_log.record_gap(name, max(at, state.last_seen or at))
+                self.interaction_log.record(name, MonitoringStopped(max(at, state.last_seen or at), ""))
 
     async def stop(self) -> None:
         self._stopping = True

@@ -175,6 +175,12 @@ class WorkItemMarked(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class MonitoringStopped(DomainEvent):
+    """ctid stops watching a server (a clean shutdown), at the server's time; linkedid is ''. The next start
+    opens its data gap here: the last thing the log holds from the server."""
+
+
+@dataclass(frozen=True, slots=True)
 class CallVariable(DomainEvent):
     """A CTID_* variable on the contact changed (CTID_QUEUE, CTID_CUSTOMER, CTID_TIER, ...)."""
 
