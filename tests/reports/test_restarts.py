@@ -1,8 +1,8 @@
-"""Restarts and AMI cuts are invisible in the figures: a pbxsim hour with two restarts and one cut.
+"""Restarts and AMI cuts are invisible in the figures: forty pbxsim minutes with two restarts and one cut.
 
 pbxsim's seeded callers reach ctid over real AMI and FastAGI; ctid is stopped and started again on the same
 database twice, and its AMI link is cut once through a TCP proxy, while pbxsim's callers keep coming. A
-second AMI client, connected straight to pbxsim for the whole hour, sees every event and counts the queue
+second AMI client, connected straight to pbxsim throughout, sees every event and counts the queue
 arrivals itself (its own few lines, not ctid's parser or model). The queue summary must offer exactly
 those arrivals, less the ones ctid could not see at all (a caller who reached a queue and hung up within
 one outage): those must lie inside a data gap. No contact and no call
@@ -34,7 +34,7 @@ from tests.asterisk.tcpproxy import TcpProxy
 from tests.reports.test_recount import blocks
 
 SEED = 11
-CALLS_PER_HOUR = 150.0
+CALLS_PER_HOUR = 200.0
 OUTAGE_S = 150.0  # virtual seconds ctid is away each time
 QUIET_S = 120.0  # a cut's gap starts at the last event seen before it: never later, at most this earlier
 
@@ -209,7 +209,7 @@ async def run_hour(tmp_path: Path) -> dict[str, object]:
     ctid = await start_ctid()
     first_call = world.now
     try:
-        await run(ctid, 900)
+        await run(ctid, 600)
 
         async def restart() -> None:
             nonlocal ctid
@@ -221,7 +221,7 @@ async def run_hour(tmp_path: Path) -> dict[str, object]:
             ctid = await start_ctid()
 
         await away(restart, come_back)
-        await run(ctid, 900)
+        await run(ctid, 600)
 
         cut = proxy.outage()
 
@@ -237,9 +237,9 @@ async def run_hour(tmp_path: Path) -> dict[str, object]:
             await ctid.wait_synced()
 
         await away(cut_link, mend_link)
-        await run(ctid, 900)
+        await run(ctid, 600)
         await away(restart, come_back)
-        await run(ctid, 900)
+        await run(ctid, 600)
         traffic.stop()
         for _ in range(240):  # the last callers finish (bounded: patience and talk end within the hour)
             if not world.channel_list():
@@ -308,7 +308,7 @@ def test_two_restarts_and_a_cut_leave_the_queue_summary_equal_to_an_independent_
     missed = [s for s in watch.stays if unseen(s)]
     summary = run_report("queue-summary", db, start=start, end=end)
     offered = sum(q["offered"] for q in summary)
-    assert len(watch.stays) > 100 and missed  # the hour is busy, and some callers came and went unseen
+    assert len(watch.stays) > 100 and missed  # the day is busy, and some callers came and went unseen
     assert offered == len(watch.stays) - len(missed), differences(db, watch, missed, outages)
 
     engine = open_engine(db)
