@@ -22,7 +22,7 @@ from ctid.config import AsteriskServer, CtidConfig, WallboardSettings
 from ctid.errors import AmiError
 from ctid.metrics import CALLS_ACTIVE
 from ctid.state import CallStateModel
-from ctid.state.domain import CallArrived, CallEnded, DomainEvent
+from ctid.state.domain import CallArrived, CallEnded, DomainEvent, MonitoringStopped
 from ivr import IvrServer
 from reports.log import InteractionLog
 from reports.wallboard import Wallboard
@@ -43,13 +43,18 @@ def tune_gc() -> None:
 
 @dataclass(slots=True)
 class ServerState:
-    """One Asterisk server: its connection, its model, and the periods ctid could not see it."""
+    """One Asterisk server: its connection, its model, and the periods ctid could not see it.
+
+    A gap's start and end are both on the server's clock (event timestamps, the resync's Ping), the
+    start being the last thing ctid saw from the server: the last event, or the resync before it.
+    """
 
     name: str
     model: CallStateModel
     connection: AmiConnection
     gaps: list[dict[str, float | None]] = field(default_factory=list)
     stale_channel_s: float = 4 * 3600.0  # silent channels older than this are checked against Asterisk
+    last_seen: float | None = None
 
 
 class Ctid:
@@ -141,23 +146,27 @@ class Ctid:
 
         def on_event(event: AmiEvent) -> None:
             now = event.ts if event.ts is not None else self.clock.now()
+            state.last_seen = now
             self.bus.publish(server.name, model.apply(event, now))
 
         def on_resync(snapshot: ResyncSnapshot) -> None:
             now = snapshot.server_time or self.clock.now()
-            events = model.resync(snapshot.channels, snapshot.statuses, snapshot.devices, now)
+            gone_at: float | None = None
             if state.gaps and state.gaps[-1]["end"] is None:
-                state.gaps[-1]["end"] = now
-                start = state.gaps[-1]["start"]
-                assert start is not None
-                self.interaction_log.record_gap(server.name, start, now)
+                gone_at = state.gaps[-1]["start"]
+                assert gone_at is not None
+                end = max(now, gone_at)  # one clock, but never a gap that ends before it starts
+                state.gaps[-1]["end"] = end
+                self.interaction_log.record_gap(server.name, gone_at, end)
+            events = model.resync(snapshot.channels, snapshot.statuses, snapshot.devices, now, gone_at)
+            state.last_seen = now
             self.bus.publish(server.name, events)
             self._first_sync_done(server.name)
 
         def on_disconnect() -> None:
             if self._stopping:
                 return  # a shutdown is not a gap in what ctid saw
-            start = self.clock.now()
+            start = state.last_seen if state.last_seen is not None else self.clock.now()
             state.gaps.append({"start": start, "end": None})
             self.interaction_log.record_gap(server.name, start)
 
@@ -197,6 +206,7 @@ class Ctid:
         from ctid.web import start_web
 
         await self.interaction_log.start()
+        await self._resume_servers()
         if self.wallboard is not None:
             await self._resume_wallboard(self.wallboard)
         if self.routing is not None and self.agent_states is not None:
@@ -247,6 +257,35 @@ class Ctid:
         released = self.routing.confirm_agent_calls(on_call, devices)
         log.info("agent_calls_confirmed", server=server, on_call=len(on_call), released=released)
 
+    async def _resume_servers(self) -> None:
+        """Take each server up where the log left it: the calls it holds open go to the model (the first
+        resync adopts them as the same calls, or ends them as lost), and the time since the last event
+        logged from the server, while ctid was not running, is a data gap the first resync closes."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from reports.log import ResumePoint, resume_point
+
+        def load() -> dict[str, ResumePoint]:
+            with self.interaction_log.engine.connect() as connection:
+                return {name: resume_point(connection, name) for name in self.servers}
+
+        try:
+            points = await asyncio.to_thread(load)
+        except SQLAlchemyError as exc:  # the database is away: resyncs adopt calls as new, as before
+            log.warning("servers_resume_failed", error=type(exc).__name__)
+            return
+        for name, point in points.items():
+            state = self.servers[name]
+            state.model.expect(point.open_calls)
+            state.last_seen = point.last_seen
+            start = point.open_gap if point.open_gap is not None else point.last_seen
+            if start is None:
+                continue  # a new database: nothing was missed
+            if point.open_gap is None:
+                self.interaction_log.record_gap(name, start)
+            state.gaps.append({"start": start, "end": None})
+            log.info("server_resumed", server=name, open_calls=len(point.open_calls), gap_start=start)
+
     async def _resume_wallboard(self, wallboard: Wallboard) -> None:
         """Today's figures survive a restart: the wallboard takes up today's contacts from the store, and
         its worklist and calls handled from the log."""
@@ -270,11 +309,27 @@ class Ctid:
         else:
             log.info("wallboard_resumed", contacts=taken)
 
+    async def _note_stop(self) -> None:
+        """From now on ctid sees nothing: the log notes when, per server, on Asterisk's clock (a Ping's
+        Timestamp), so the next start's data gap runs from here to its first resync, one clock. A crash
+        notes nothing: that gap starts at the last event logged instead."""
+        for name, state in self.servers.items():
+            if not state.connection.synced.is_set():
+                continue  # out of sight already: its gap is open
+            try:
+                reply = await state.connection.action("Ping", timeout=1.0)
+                at = float(reply.get("Timestamp") or "nan")
+            except (AmiError, ValueError):
+                continue
+            if math.isfinite(at):
+                self.interaction_log.record(name, MonitoringStopped(max(at, state.last_seen or at), ""))
+
     async def stop(self) -> None:
         self._stopping = True
         for reaper in self._reapers:
             reaper.cancel()
         await asyncio.gather(*self._reapers, return_exceptions=True)
+        await self._note_stop()
         if self._watcher is not None:
             self._watch_stop.set()
             await asyncio.gather(self._watcher, return_exceptions=True)

@@ -123,7 +123,8 @@ class Outcome(StrEnum):
     ANSWERED = "answered"
     ABANDONED = "abandoned"
     DEFLECTED = "deflected"
-    OPEN = "open"  # no outcome in the log: still waiting when the rows end, or ctid lost the call
+    OPEN = "open"  # no outcome in the log: still waiting when the rows end
+    LOST = "lost"  # the call ended while ctid could not see it (a data gap): neither answered nor abandoned
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +174,11 @@ ContactListener = Callable[["Contact | None", "Contact"], None]
 
 
 class ContactFold:
-    """Folds rows into contacts: each CallWaiting that is not a ring-no-answer requeue opens one."""
+    """Folds rows into contacts: each CallWaiting that is not a ring-no-answer requeue opens one.
+
+    A CallWaiting a resync emitted (`adopted`) for a call whose contact is still open is that contact
+    again, not a new one; a call that ended out of sight (CallEnded `lost`) closes its open contact as lost.
+    """
 
     def __init__(self, settings: KpiSettings, listener: ContactListener | None = None) -> None:
         self.settings = settings
@@ -188,6 +193,7 @@ class ContactFold:
             d.CallConnected.__name__: self._connected,
             d.CallAbandoned.__name__: self._abandoned,
             d.CallDeflected.__name__: self._deflected,
+            d.CallEnded.__name__: self._ended,
         }
 
     def seed(self, key: CallKey, direction: str, dnis: str, tier: str, latest: Contact | None) -> None:
@@ -234,8 +240,8 @@ class ContactFold:
                 self.contacts[index] = replace(self.contacts[index], callback_accepted=True)
 
     def _waiting(self, key: CallKey, row: Row) -> None:
-        if _get(row, "requeued", False) and self._open(key) is not None:
-            return  # back after a ring-no-answer: the same contact keeps its arrive
+        if (_get(row, "requeued", False) or _get(row, "adopted", False)) and self._open(key) is not None:
+            return  # back after a ring-no-answer, or taken up by a resync: the same contact keeps its arrive
         facts = self._calls[key]
         self._latest[key] = len(self.contacts)
         arrive = float(_get(row, "arrived_at", row["at"]))
@@ -257,6 +263,10 @@ class ContactFold:
         to, reason = str(_get(row, "to")), str(_get(row, "reason"))
         self._close(key, row, Outcome.DEFLECTED, deflected_to=to, deflect_reason=reason)
 
+    def _ended(self, key: CallKey, row: Row) -> None:
+        if _get(row, "disposition") == "lost":
+            self._close(key, row, Outcome.LOST)
+
     def _close(
         self,
         key: CallKey,
@@ -270,13 +280,13 @@ class ContactFold:
         if index is None:
             return  # an outcome with no contact waiting (the rows start after its arrive)
         contact = self.contacts[index]
-        wait = row["at"] - contact.arrive
+        wait = None if outcome is Outcome.LOST else row["at"] - contact.arrive  # a lost one's is unknown
         closed = self.contacts[index] = replace(
             contact,
             outcome=outcome,
             outcome_at=row["at"],
             wait=wait,
-            short=outcome is Outcome.ABANDONED and wait < self.settings.short_abandon_s,
+            short=outcome is Outcome.ABANDONED and wait is not None and wait < self.settings.short_abandon_s,
             agent=agent,
             deflected_to=deflected_to,
             deflect_reason=deflect_reason,
@@ -319,6 +329,7 @@ class QueueTally:
     short_abandoned: int = 0
     deflected: int = 0
     open: int = 0
+    lost: int = 0  # ended out of sight (a data gap): offered, but in neither abandon rate nor service level
     answered_in_t: int = 0
     abandoned_over_t: int = 0  # abandons (not short) that waited longer than T
     removed: int = 0  # answered, abandoned or left for a callback: Amazon Connect's "removed from queue"
@@ -343,6 +354,8 @@ def counts_of(contact: Contact, settings: KpiSettings = DEFAULT_SETTINGS) -> Cou
     callback = outcome is Outcome.DEFLECTED and contact.deflected_to == "callback"
     if outcome is Outcome.OPEN:
         counts["open"] = 1
+    elif outcome is Outcome.LOST:
+        counts["lost"] = 1
     elif outcome is Outcome.ANSWERED:
         counts.update(answered=1, answered_in_t=within)
     elif outcome is Outcome.ABANDONED:
@@ -381,8 +394,10 @@ def queue_figures(
 
     Short abandons stay out of abandon rate and service level, but `sl_removed` keeps them: it is Amazon
     Connect's reading, which counts every abandon. Open contacts are offered, so they weigh in the
-    denominators that count offered contacts. `longest_wait_s` is the longest wait any contact of the
-    group ended (the live figure, from still-waiting contacts, belongs to the wallboard).
+    denominators that count offered contacts; lost ones (ended during a data gap, outcome unknown) are
+    offered too, but left out of every ratio, so a gap neither flatters nor spoils a figure.
+    `longest_wait_s` is the longest wait any contact of the group ended (the live figure, from
+    still-waiting contacts, belongs to the wallboard).
     """
     t = group if isinstance(group, QueueTally) else tally(group, settings)
     counted_abandons = t.abandoned - t.short_abandoned
@@ -393,11 +408,12 @@ def queue_figures(
         "short_abandoned": t.short_abandoned,
         "deflected": t.deflected,
         "open": t.open,
-        "abandon_rate": _ratio(counted_abandons, t.offered - t.short_abandoned - t.deflected),
+        "lost": t.lost,
+        "abandon_rate": _ratio(counted_abandons, t.offered - t.short_abandoned - t.deflected - t.lost),
         "service_level": _ratio(t.answered_in_t, t.answered + t.abandoned_over_t),
         "sl_answered": _ratio(t.answered_in_t, t.answered),
         "sl_removed": _ratio(t.removed_in_t, t.removed),
-        "sl_offered": _ratio(t.answered_in_t, t.offered - t.short_abandoned),
+        "sl_offered": _ratio(t.answered_in_t, t.offered - t.short_abandoned - t.lost),
         "asa_s": _ratio(t.answer_wait_sum, t.answered),
         "wait_p50_s": t.wait_p50,
         "p90_wait_s": t.wait_p90,
@@ -620,6 +636,9 @@ class AgentFold:
             leg.close(at)
 
     def _connected(self, key: CallKey, row: Row) -> None:
+        on_call = self._on_call.get(key)
+        if _get(row, "adopted", False) and on_call is not None and on_call.device == _get(row, "agent"):
+            return  # a resync took up a conversation the rows already hold: the same leg goes on
         self._leave(key, row["at"])  # a previous agent still on the line: transferred without a leave
         leg = Leg(str(_get(row, "agent")), row["at"], call=key)
         self.legs.append(leg)

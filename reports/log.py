@@ -48,8 +48,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ctid.db import Base, DatabaseFileWatch, make_engine
 from ctid.errors import CtidError
-from ctid.state.domain import DomainEvent
-from reports.store import STORE_TABLES, Materializer, copy_to_scratch, upsert
+from ctid.state.domain import DomainEvent, OpenCall
+from reports.kpi import Outcome
+from reports.store import STORE_TABLES, Materializer, StoredContact, copy_to_scratch, upsert
 
 log = structlog.get_logger("reports.log")
 
@@ -216,7 +217,8 @@ def _row(server: str, fields: dict[str, Any], call: CallSummary | None) -> dict[
         "agent": fields.get("agent") or fields.get("device") or fields.get("from_agent") or "",
         "campaign": call.campaign if call else "",
         "tier": call.tier if call else "",
-        "data": {k: v for k, v in fields.items() if k not in _COLUMN_FIELDS},
+        # `adopted` is kept only where true: most events are live, and older rows never had it
+        "data": {k: v for k, v in fields.items() if k not in _COLUMN_FIELDS and (k != "adopted" or v)},
     }
 
 
@@ -289,6 +291,48 @@ def load_gaps(source: str | Engine, start: float, end: float) -> list[dict[str, 
         .order_by(table.c.start, table.c.server)
     )
     return _read(source, query)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where the log left one server: its calls still open, the last event seen from it (the server's
+    clock), and the start of a data gap still open (the server was out of sight when ctid stopped)."""
+
+    open_calls: list[OpenCall]
+    last_seen: float | None
+    open_gap: float | None
+
+
+def resume_point(connection: Connection, server: str) -> ResumePoint:
+    """What a restarted ctid needs to take `server` up where the log left it (run it off the event loop)."""
+    calls, contacts = Interaction.__table__.c, StoredContact.__table__.c
+    events, gaps = InteractionEvent.__table__.c, DataGap.__table__.c
+    open_ids = list(
+        connection.execute(
+            select(calls.call_id).where(calls.server == server, calls.ended_at.is_(None))
+        ).scalars()
+    )
+    queued: set[str] = set()
+    waiting: dict[str, tuple[float, str]] = {}
+    for chunk in range(0, len(open_ids), 500):
+        query = select(contacts.call_id, contacts.outcome, contacts.arrive, contacts.queue).where(
+            contacts.server == server, contacts.call_id.in_(open_ids[chunk : chunk + 500])
+        )
+        for call_id, outcome, arrive, queue in connection.execute(query):
+            queued.add(call_id)
+            if outcome == Outcome.OPEN.value:
+                waiting[call_id] = (arrive, queue)
+    open_calls = [
+        OpenCall(call_id, call_id in queued, *waiting.get(call_id, (None, ""))) for call_id in open_ids
+    ]
+    # the newest first, through the index on `at`: the scan stops at the server's latest row
+    last_seen = connection.execute(
+        select(events.at).where(events.server == server).order_by(events.at.desc()).limit(1)
+    ).scalar()
+    open_gap = connection.execute(
+        select(func.max(gaps.start)).where(gaps.server == server, gaps.end.is_(None))
+    ).scalar()
+    return ResumePoint(open_calls, last_seen, open_gap)
 
 
 def _read(source: str | Engine, query: Select[Any]) -> list[dict[str, Any]]:

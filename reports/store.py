@@ -552,6 +552,7 @@ def queue_tallies(
             _count(and_(abandoned, short)).label("short_abandoned"),
             _count(deflected).label("deflected"),
             _count(c.outcome == Outcome.OPEN.value).label("open"),
+            _count(c.outcome == Outcome.LOST.value).label("lost"),
             _count(and_(answered, within)).label("answered_in_t"),
             _count(and_(abandoned, ~short, ~within)).label("abandoned_over_t"),
             _count(or_(answered, abandoned, callback)).label("removed"),

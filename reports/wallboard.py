@@ -121,7 +121,7 @@ class Wallboard:
         row = event_row(server, event)
         self._today.apply(row)
         self._follow(row)
-        if isinstance(event, d.CallConnected):
+        if isinstance(event, d.CallConnected) and not event.adopted:  # a resync's: its wait is no sample
             WAIT_SECONDS.labels(event.queue, "answered").observe(event.wait_s)
         elif isinstance(event, d.CallAbandoned):
             WAIT_SECONDS.labels(event.queue, "abandoned").observe(event.wait_s)

@@ -44,6 +44,7 @@ class CallArrived(DomainEvent):
     caller_num: str
     caller_name: str
     dnis: str
+    adopted: bool = False  # taken up by a resync: a call already under way, not a new arrival
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class CallWaiting(DomainEvent):
     queue: str
     arrived_at: float
     requeued: bool  # back after a ring-no-answer: same contact, same arrival
+    adopted: bool = False  # taken up by a resync: a contact the log holds open is the same contact
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class CallConnected(DomainEvent):
     agent_channel: str
     queue: str
     wait_s: float
+    adopted: bool = False  # taken up by a resync: an agent leg the log holds open goes on
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,8 @@ class CallDeflected(DomainEvent):
 
 @dataclass(frozen=True, slots=True)
 class CallEnded(DomainEvent):
+    """The call is over; disposition `lost` when it ended out of ctid's sight (between two resyncs)."""
+
     cause: int
     ended_by: str  # 'caller', 'agent', 'system' or '' when unknown
     disposition: str  # answered, abandoned, deflected, ivr, failed, unanswered, lost
@@ -181,6 +186,12 @@ class WorkItemMarked(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class MonitoringStopped(DomainEvent):
+    """ctid stops watching a server (a clean shutdown), at the server's time; linkedid is ''. The next start
+    opens its data gap here: the last thing the log holds from the server."""
+
+
+@dataclass(frozen=True, slots=True)
 class CallVariable(DomainEvent):
     """A CTID_* variable on the contact changed (CTID_QUEUE, CTID_CUSTOMER, CTID_TIER, ...)."""
 
@@ -196,3 +207,14 @@ ORIGINATE_REASONS = {
     5: "busy",
     8: "congestion",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCall:
+    """A call the interaction log still holds open, read back at start so a resync takes it up as the same
+    call (or ends it, when Asterisk no longer has it)."""
+
+    linkedid: str
+    queued: bool  # the log has a queue stay (contact) for it
+    arrived_at: float | None  # its open contact's arrive; None when no contact is open
+    queue: str = ""

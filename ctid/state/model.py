@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -55,6 +55,8 @@ QueueResolver = Callable[[str, str], str]
 # the Hangups first)
 ORIGINATE_GRACE_S = 10.0
 DIAL_STATUS_DISPOSITIONS = {"BUSY": "busy", "NOANSWER": "no-answer", "CONGESTION": "congestion"}
+# what a resync emits about calls already under way is marked adopted, so the log keeps them one contact
+ADOPTABLE = (d.CallArrived, d.CallWaiting, d.CallConnected)
 
 
 def device_of(channel: str) -> str:
@@ -257,6 +259,9 @@ class CallStateModel:
         self._unresolved: deque[Call] = deque()
         # failed OriginateResponses that came before any channel of their call
         self._early_failures: deque[tuple[float, ev.OriginateResponse]] = deque()
+        # calls the interaction log holds open (read at start): the first resync takes them up or ends them
+        self._expected: dict[str, d.OpenCall] = {}
+        self._resyncing = False
         self._handlers: dict[type[ev.AmiEvent], Callable[[Any, float, Out], None]] = {
             ev.Newchannel: self._on_newchannel,
             ev.Newstate: self._on_channel_update,
@@ -319,20 +324,50 @@ class CallStateModel:
         chan = self.channels.get(uid) if uid else None
         return self.calls.get(chan.linkedid) if chan else None
 
+    def expect(self, calls: Iterable[d.OpenCall]) -> None:
+        """Calls the interaction log holds open from an earlier run: the next resync takes up those Asterisk
+        still has as the same calls and contacts, and ends the others as lost."""
+        self._expected.update((call.linkedid, call) for call in calls)
+
     def resync(
         self,
         channels: Iterable[ev.CoreShowChannel],
         statuses: Iterable[ev.ChannelStatus],
         devices: Iterable[ev.DeviceStateChange],
         now: float,
+        gone_at: float | None = None,
     ) -> list[d.DomainEvent]:
-        """Rebuild from Asterisk's lists after a (re)connect: what vanished ended, what is new is adopted."""
+        """Rebuild from Asterisk's lists after a (re)connect: what vanished ended, what is new is adopted.
+
+        `gone_at` is when ctid last saw the server (on Asterisk's clock, like `now`): calls that vanished
+        since are ended as of then, lost (neither answered nor abandoned, as far as anyone can tell), and a
+        queue arrival that happened out of sight is put then (or at the call's start, if later), so a wait
+        spanning the gap is an upper bound, never a flattering one. CallArrived, CallWaiting and
+        CallConnected emitted here are marked `adopted`: the log keeps a contact it holds open as the same.
+        """
+        gone = now if gone_at is None else min(gone_at, now)
+        self._resyncing = True
+        try:
+            return self._resync(channels, statuses, devices, now, gone)
+        finally:
+            self._resyncing = False
+            self._expected.clear()
+
+    def _resync(
+        self,
+        channels: Iterable[ev.CoreShowChannel],
+        statuses: Iterable[ev.ChannelStatus],
+        devices: Iterable[ev.DeviceStateChange],
+        now: float,
+        gone: float,
+    ) -> list[d.DomainEvent]:
         out: Out = []
         listed = {c.chan.uniqueid: c for c in channels}
         variables = {s.chan.uniqueid: dict(s.variables) for s in statuses}
         for uid in [u for u in self.channels if u not in listed]:
-            self._remove_channel(self.channels[uid], now, out, cause=0, lost=True)
+            self._remove_channel(self.channels[uid], gone, out, cause=0, lost=True)
         self.bridges.clear()
+        known = set(self.calls)
         for uid, row in listed.items():
             info = row.chan
             chan = self.channels.get(uid)
@@ -354,10 +389,19 @@ class CallStateModel:
             if chan.context in CTID_CONTEXTS:
                 self._adopt_contact(call, chan, now, out)
                 if chan.uniqueid == call.contact:
-                    self._resume_from_context(call, chan, now, out)
+                    logged = (
+                        None
+                        if call.linkedid in known
+                        else self._take_up(call, self._expected.get(call.linkedid))
+                    )
+                    arrival = max(call.started_at, gone) if logged is None else logged
+                    self._resume_from_context(call, chan, now, out, arrival)
         for call in list(self.calls.values()):
             if call.contact:
                 self._refresh_contact_state(call, now, out)
+        for linkedid in self._expected:
+            if linkedid not in self.calls:  # it ended while ctid was away
+                out.append(d.CallEnded(gone, linkedid, 0, "", "lost"))
         for dev in devices:
             self._on_device_state(dev, now, out)
         return out
@@ -389,6 +433,19 @@ class CallStateModel:
                 )
             self._remove_channel(chan, now, out, cause=0, lost=True)
         return out
+
+    def _take_up(self, call: Call, logged: d.OpenCall | None) -> float | None:
+        """A call this model has not seen, as the log left it: still in a queue (returns its contact's
+        arrive, which the stay keeps), or queued and answered before (no new stay unless it is back in
+        ctid-wait)."""
+        if logged is None or not logged.queued:
+            return None
+        if logged.arrived_at is not None:
+            call.queue = call.queue or logged.queue
+            return logged.arrived_at
+        call.state = CallState.AFTER
+        call.answered_at = call.started_at
+        return None
 
     # ---- channels ---------------------------------------------------------------------------------
 
@@ -513,18 +570,21 @@ class CallStateModel:
         )
         self._emit(call, arrived, out)
 
-    def _resume_from_context(self, call: Call, chan: Channel, now: float, out: Out) -> None:
-        """After a resync, where the contact is in the dialplan says what it is doing."""
+    def _resume_from_context(self, call: Call, chan: Channel, now: float, out: Out, arrival: float) -> None:
+        """After a resync, where the contact is in the dialplan says what it is doing; `arrival` is when a
+        queue stay begun out of sight began, as far as ctid can tell."""
         if chan.context == "ctid-wait" and call.state is not CallState.WAITING:
-            self._enter_wait(call, now, out)
+            self._enter_wait(call, now, out, arrival)
         elif chan.context == "ctid-connect" and call.state in (CallState.IVR, CallState.WAITING):
+            if call.state is CallState.IVR:  # it reached a queue (and an agent) out of sight
+                self._enter_wait(call, now, out, arrival)
             if call.arrived_at is None:
                 call.arrived_at = call.waiting_since = now
             call.state = CallState.RINGING  # dialing an agent; the bridge says when it is answered
         elif chan.context == "ctid-after":
             call.state = CallState.AFTER
 
-    def _enter_wait(self, call: Call, now: float, out: Out) -> None:
+    def _enter_wait(self, call: Call, now: float, out: Out, arrival: float | None = None) -> None:
         if call.agent and call.state in (CallState.CONNECTED, CallState.HELD):
             self._close_hold(call, now)
             self._agent_left(call, now, out)  # moved back to a queue straight from a conversation
@@ -532,7 +592,7 @@ class CallStateModel:
             call.state is CallState.WAITING and call.arrived_at is not None
         )
         if not requeued or call.arrived_at is None:
-            call.arrived_at = now
+            call.arrived_at = now if arrival is None else arrival
         if call.waiting_since is None or not requeued:
             call.waiting_since = call.arrived_at
         call.state = CallState.WAITING
@@ -1071,6 +1131,8 @@ class CallStateModel:
         return agent
 
     def _emit(self, call: Call, event: d.DomainEvent, out: Out) -> None:
+        if self._resyncing and isinstance(event, ADOPTABLE):
+            event = replace(event, adopted=True)
         out.append(event)
         entry = event.to_dict()
         entry.pop("linkedid", None)
