@@ -1,4 +1,5 @@
-"""Restarts and AMI cuts are invisible in the figures: forty pbxsim minutes with two restarts and one cut.
+"""Restarts and AMI cuts are invisible in the figures: forty pbxsim minutes with two restarts and one cut
+(agents log in once, at the start of the shift, and keep their states through both restarts).
 
 pbxsim's seeded callers reach ctid over real AMI and FastAGI; ctid is stopped and started again on the same
 database twice, and its AMI link is cut once through a TCP proxy, while pbxsim's callers keep coming. A
@@ -168,6 +169,8 @@ async def run_hour(tmp_path: Path) -> dict[str, object]:
     )
     outages: list[tuple[float, float]] = []  # (ctid stops seeing, ctid sees again), virtual time
 
+    kept: dict[str, tuple[AgentStatus, str]] = {}  # agents' states when ctid stopped
+
     async def start_ctid() -> Ctid:
         ctid = Ctid(load_config(config_path), clock=WorldClock(world))
         await ctid.start()
@@ -176,9 +179,15 @@ async def run_hour(tmp_path: Path) -> dict[str, object]:
         routing = ctid.routing
         assert routing is not None
         routing.tick_s = 3600.0  # routed after each virtual second below instead
-        for agent in routing.book.agents.values():  # agents' own state survives restarts elsewhere
-            if agent.status is AgentStatus.LOGGED_OUT:
+        for agent in routing.book.agents.values():
+            if not kept:  # the shift starts: everyone logs in once, never again after a restart
                 routing.set_agent_state(agent.agent_id, AgentStatus.READY)
+                continue
+            status, reason = kept[agent.agent_id]
+            if status in (AgentStatus.READY, AgentStatus.PAUSED):
+                assert (agent.status, agent.pause_reason) == (status, reason), agent.agent_id
+            else:  # on a call or wrapping up when ctid stopped: still at work, or free since
+                assert agent.status is not AgentStatus.LOGGED_OUT, agent.agent_id
         return ctid
 
     async def spin() -> None:
@@ -214,6 +223,8 @@ async def run_hour(tmp_path: Path) -> dict[str, object]:
         async def restart() -> None:
             nonlocal ctid
             await ctid.interaction_log.flush()
+            assert ctid.routing is not None
+            kept.update({a.agent_id: (a.status, a.pause_reason) for a in ctid.routing.book.agents.values()})
             await ctid.stop()
 
         async def come_back() -> None:
