@@ -90,6 +90,7 @@ COUNTED_EVENTS = ev.STATE_EVENTS | frozenset(
     }
 )
 OTHER_EVENTS = "other"
+PONG_GRACE = 3  # a Ping answer may come this many stale_after late while events keep flowing
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,6 @@ class CtidAmiProtocol(AMIProtocol):  # type: ignore[misc]
 
     def data_received(self, data: bytes) -> None:
         connection = self.connection
-        connection.last_received = time.monotonic()
         sink = connection.raw_sink
         if sink is not None:
             sink(data)
@@ -141,7 +141,8 @@ class CtidAmiProtocol(AMIProtocol):  # type: ignore[misc]
                 connection._log.warning(notice, **sizes)
             parser.notices.clear()
         if messages:
-            self.connection.handle_messages(messages)
+            connection.last_message = time.monotonic()
+            connection.handle_messages(messages)
 
     def send_message(self, msg: AmiMessage) -> None:
         if self.transport is None or self.closed:
@@ -214,9 +215,10 @@ class AmiConnection(Manager):  # type: ignore[misc]
         self.on_disconnect_cb = on_disconnect
         self.raw_sink = raw_sink
         self.max_message_bytes = max_message_bytes
-        # silent this long (no bytes, or no answer to Ping), a session is not live: it is dropped and redone
+        # with no whole message this long (a Ping answer comes every interval), a session is not live: it is
+        # dropped and redone; a Ping may wait behind a backlog of events, but not for PONG_GRACE times that
         self.stale_after = stale_after if stale_after is not None else 2 * ping_interval
-        self.last_received = 0.0  # time.monotonic() of the last bytes from Asterisk
+        self.last_message = 0.0  # time.monotonic() of the last whole message from Asterisk
         self.last_pong = 0.0  # time.monotonic() of the last answer to a Ping (or of the login)
         self.protocol: CtidAmiProtocol | None = None
         self.logged_in = False
@@ -258,12 +260,12 @@ class AmiConnection(Manager):  # type: ignore[misc]
 
     @property
     def live(self) -> bool:
-        """Logged in, and Asterisk has sent bytes and answered a Ping within `stale_after`."""
+        """Logged in, a whole message from Asterisk within `stale_after`, and Ping answered (PONG_GRACE)."""
         now = time.monotonic()
         return (
             self.logged_in
-            and now - self.last_received <= self.stale_after
-            and now - self.last_pong <= self.stale_after
+            and now - self.last_message <= self.stale_after
+            and now - self.last_pong <= PONG_GRACE * self.stale_after
         )
 
     def drop(self) -> None:
@@ -316,7 +318,7 @@ class AmiConnection(Manager):  # type: ignore[misc]
             "Login", Username=self.config["username"], Secret=self.config["secret"], Events="on"
         )
         self.logged_in = True
-        self.last_pong = time.monotonic()
+        self.last_pong = self.last_message = time.monotonic()
         AMI_CONNECTED.labels(self.name).set(1)
         self._log.info("ami_logged_in", message=resp.get("Message"))
 
@@ -357,12 +359,18 @@ class AmiConnection(Manager):  # type: ignore[misc]
         interval = float(self.config["ping_interval"])
         timeout = min(self.action_timeout, self.stale_after)
         while True:
+            due = time.monotonic() + interval
             await asyncio.sleep(interval)
+            if time.monotonic() - due > interval / 2:
+                # ctid's own loop was held up (a long GC, a heavy request): what Asterisk sent meanwhile may
+                # still wait unread in the socket, so this silence is not Asterisk's; judge at the next tick
+                self._log.info("ami_ping_loop_late", late_s=round(time.monotonic() - due, 3))
+                continue
             if not self.live:
                 now = time.monotonic()
                 self._log.warning(
                     "ami_stalled",
-                    silent_s=round(now - self.last_received, 3),
+                    silent_s=round(now - self.last_message, 3),
                     unanswered_ping_s=round(now - self.last_pong, 3),
                 )
                 self.drop()
@@ -370,8 +378,8 @@ class AmiConnection(Manager):  # type: ignore[misc]
             try:
                 await self.action("Ping", timeout=timeout)
             except AmiTimeout:
-                if time.monotonic() - self.last_received < timeout:
-                    # bytes still flow: the answer waits behind a backlog of events; `live` bounds the wait
+                if time.monotonic() - self.last_message < timeout:
+                    # events still flow: the answer waits behind a backlog of them; `live` bounds the wait
                     self._log.info("ami_ping_late")
                     continue
                 self._log.warning("ami_ping_timeout")

@@ -326,3 +326,22 @@ async def test_ten_thousand_invented_event_names_give_one_other_series_in_metric
     assert 'ctid_ami_events_total{event="other",server="names"} 10000.0' in series
     await conn.close()
     await peer.close()
+
+
+async def test_bytes_that_never_make_a_message_do_not_keep_a_session_live() -> None:
+    peer = ScriptedAmi()
+    await peer.start()
+    conn = connect(peer, ping_interval=0.1, max_message_bytes=1000)
+    conn.start()
+    await asyncio.wait_for(conn.synced.wait(), 5)
+    writer = peer.writers[0]
+    peer.muted.add(writer)
+    writer.write(b"Event: Endless\r\nData: ")
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while conn.live and loop.time() - start < 2.0:
+        writer.write(b"x" * 100)  # bytes keep coming, but no blank line ever ends the message
+        await asyncio.sleep(0.01)
+    assert not conn.live and loop.time() - start <= 1.0
+    await conn.close()
+    await peer.close()
