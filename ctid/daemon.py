@@ -468,11 +468,12 @@ class Ctid:
             name: {
                 "connected": s.connection.logged_in,
                 "synced": s.connection.synced.is_set(),
+                "live": s.connection.live,  # Asterisk sent bytes and answered Ping lately
                 "gaps": len(s.gaps),
             }
             for name, s in self.servers.items()
         }
-        return {"ok": all(v["synced"] for v in servers.values()), "servers": servers}
+        return {"ok": all(v["synced"] and v["live"] for v in servers.values()), "servers": servers}
 
 
 def make_wallboard(

@@ -12,7 +12,9 @@ from prometheus_client.registry import Collector
 class AmiEventCounts(Collector):
     """`ctid_ami_events_total{server,event}`, read at scrape time from plain per-connection counts.
 
-    Counting in a dict on the hot path costs a fraction of a Prometheus counter's locked increment.
+    Counting in a dict on the hot path costs a fraction of a Prometheus counter's locked increment. The label
+    set is bounded at the source: a connection counts any name outside ctid.ami.client.COUNTED_EVENTS as
+    `other`, so a server that invents names adds one series, not one per name.
     """
 
     def __init__(self) -> None:

@@ -18,7 +18,7 @@ from panoramisk.ami_protocol import AMIProtocol
 
 from ctid.ami import events as ev
 from ctid.ami.message import AmiMessage
-from ctid.ami.parser import AmiParser
+from ctid.ami.parser import MAX_MESSAGE_BYTES, AmiParser
 from ctid.errors import AmiActionError, AmiError, AmiNotConnected, AmiTimeout
 from ctid.metrics import AMI_ACTION_SECONDS, AMI_CONNECTED, AMI_EVENTS, AMI_MALFORMED, AMI_RECONNECTS
 
@@ -26,6 +26,71 @@ log = structlog.get_logger("ctid.ami")
 
 # variables read back from every channel at resync, so queue and customer survive a reconnect
 RESYNC_VARIABLES = "CTID_QUEUE,CTID_CUSTOMER,CTID_TIER,CTID_CAMPAIGN,CTID_CONTACT,AMDSTATUS"
+
+# Event names counted under their own name in ctid_ami_events_total: those ctid decodes or skips on purpose,
+# those the transcripts of a real Asterisk show, and Asterisk's other common ones. Any other name is counted
+# as OTHER_EVENTS, so a peer inventing names cannot grow the metric (or this process) without bound.
+COUNTED_EVENTS = ev.STATE_EVENTS | frozenset(
+    {
+        "AgentCalled",
+        "AgentComplete",
+        "AgentConnect",
+        "AgentRingNoAnswer",
+        "AGIExecEnd",
+        "AGIExecStart",
+        "AsyncAGIEnd",
+        "AsyncAGIExec",
+        "AsyncAGIStart",
+        "BridgeCreate",
+        "Cdr",
+        "CEL",
+        "ChallengeResponseFailed",
+        "ChallengeSent",
+        "ContactStatus",
+        "CoreShowChannel",
+        "CoreShowChannelsComplete",
+        "DeviceStateListComplete",
+        "DialState",
+        "DTMFBegin",
+        "DTMFEnd",
+        "ExtensionStateListComplete",
+        "ExtensionStatus",
+        "FailedACL",
+        "FullyBooted",
+        "HangupHandlerPop",
+        "HangupHandlerPush",
+        "HangupHandlerRun",
+        "HangupRequest",
+        "InvalidAccountID",
+        "InvalidPassword",
+        "LocalBridge",
+        "LocalOptimizationBegin",
+        "LocalOptimizationEnd",
+        "MusicOnHoldStart",
+        "MusicOnHoldStop",
+        "NewAccountCode",
+        "NewConnectedLine",
+        "PeerStatus",
+        "QueueCallerAbandon",
+        "QueueCallerJoin",
+        "QueueCallerLeave",
+        "QueueMemberStatus",
+        "Registry",
+        "Reload",
+        "RequestBadFormat",
+        "RequestNotAllowed",
+        "RTCPReceived",
+        "RTCPSent",
+        "SoftHangupRequest",
+        "Status",
+        "StatusComplete",
+        "SuccessfulAuth",
+        "UnexpectedAddress",
+        "UserEvent",
+    }
+)
+OTHER_EVENTS = "other"
+PONG_GRACE = 3  # a Ping answer may come this many stale_after late while events keep flowing
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +116,7 @@ class CtidAmiProtocol(AMIProtocol):  # type: ignore[misc]
 
     def __init__(self, connection: AmiConnection) -> None:
         self.connection = connection
-        self.parser = AmiParser()
+        self.parser = AmiParser(max_message_bytes=connection.max_message_bytes)
         self.transport: asyncio.Transport | None = None
         self.closed = False
 
@@ -61,18 +126,23 @@ class CtidAmiProtocol(AMIProtocol):  # type: ignore[misc]
         self.closed = False
 
     def data_received(self, data: bytes) -> None:
-        sink = self.connection.raw_sink
+        connection = self.connection
+        sink = connection.raw_sink
         if sink is not None:
             sink(data)
         parser = self.parser
         before = parser.malformed_lines + parser.malformed_blocks
         messages = parser.feed(data)
         if parser.malformed_lines + parser.malformed_blocks != before:
-            AMI_MALFORMED.labels(self.connection.name).inc(
+            AMI_MALFORMED.labels(connection.name).inc(
                 parser.malformed_lines + parser.malformed_blocks - before
             )
+            for notice, sizes in parser.notices:  # sizes only: the content may be anything
+                connection._log.warning(notice, **sizes)
+            parser.notices.clear()
         if messages:
-            self.connection.handle_messages(messages)
+            connection.last_message = time.monotonic()
+            connection.handle_messages(messages)
 
     def send_message(self, msg: AmiMessage) -> None:
         if self.transport is None or self.closed:
@@ -116,6 +186,8 @@ class AmiConnection(Manager):  # type: ignore[misc]
         reconnect_min: float = 0.5,
         reconnect_max: float = 30.0,
         ping_interval: float = 20.0,
+        stale_after: float | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
         on_event: Callable[[ev.AmiEvent], None] | None = None,
         on_resync: Callable[[ResyncSnapshot], None] | None = None,
         on_disconnect: Callable[[], None] | None = None,
@@ -142,14 +214,20 @@ class AmiConnection(Manager):  # type: ignore[misc]
         self.on_resync_cb = on_resync
         self.on_disconnect_cb = on_disconnect
         self.raw_sink = raw_sink
+        self.max_message_bytes = max_message_bytes
+        # with no whole message this long (a Ping answer comes every interval), a session is not live: it is
+        # dropped and redone; a Ping may wait behind a backlog of events, but not for PONG_GRACE times that
+        self.stale_after = stale_after if stale_after is not None else 2 * ping_interval
+        self.last_message = 0.0  # time.monotonic() of the last whole message from Asterisk
+        self.last_pong = 0.0  # time.monotonic() of the last answer to a Ping (or of the login)
         self.protocol: CtidAmiProtocol | None = None
         self.logged_in = False
         self.synced = asyncio.Event()
         self.reconnects = 0
-        self.event_counts: dict[str, int] = {}  # by event name; exported as ctid_ami_events_total
         self._lists_open = 0
         self._buffer: list[ev.AmiEvent] | None = None  # events held back while a resync runs
         self._buffering = False
+        self.event_counts: dict[str, int] = {}  # by event name (COUNTED_EVENTS, else OTHER_EVENTS)
         AMI_EVENTS.sources[name] = lambda: self.event_counts
         self._rng = rng or random.Random()
         self._ids = itertools.count(1)
@@ -179,6 +257,16 @@ class AmiConnection(Manager):  # type: ignore[misc]
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    @property
+    def live(self) -> bool:
+        """Logged in, a whole message from Asterisk within `stale_after`, and Ping answered (PONG_GRACE)."""
+        now = time.monotonic()
+        return (
+            self.logged_in
+            and now - self.last_message <= self.stale_after
+            and now - self.last_pong <= PONG_GRACE * self.stale_after
+        )
 
     def drop(self) -> None:
         """Cut the TCP connection as a network fault would (tests); the run loop reconnects."""
@@ -230,6 +318,7 @@ class AmiConnection(Manager):  # type: ignore[misc]
             "Login", Username=self.config["username"], Secret=self.config["secret"], Events="on"
         )
         self.logged_in = True
+        self.last_pong = self.last_message = time.monotonic()
         AMI_CONNECTED.labels(self.name).set(1)
         self._log.info("ami_logged_in", message=resp.get("Message"))
 
@@ -266,15 +355,38 @@ class AmiConnection(Manager):  # type: ignore[misc]
         self.synced.set()
 
     async def _ping_loop(self) -> None:
+        """Ping every interval; a session gone silent (or that leaves a Ping unanswered) is dropped."""
         interval = float(self.config["ping_interval"])
+        timeout = min(self.action_timeout, self.stale_after)
         while True:
+            due = time.monotonic() + interval
             await asyncio.sleep(interval)
+            if time.monotonic() - due > interval / 2:
+                # ctid's own loop was held up (a long GC, a heavy request): what Asterisk sent meanwhile may
+                # still wait unread in the socket, so this silence is not Asterisk's; judge at the next tick
+                self._log.info("ami_ping_loop_late", late_s=round(time.monotonic() - due, 3))
+                continue
+            if not self.live:
+                now = time.monotonic()
+                self._log.warning(
+                    "ami_stalled",
+                    silent_s=round(now - self.last_message, 3),
+                    unanswered_ping_s=round(now - self.last_pong, 3),
+                )
+                self.drop()
+                return
             try:
-                await self.action("Ping")
+                await self.action("Ping", timeout=timeout)
             except AmiTimeout:
+                if time.monotonic() - self.last_message < timeout:
+                    # events still flow: the answer waits behind a backlog of them; `live` bounds the wait
+                    self._log.info("ami_ping_late")
+                    continue
                 self._log.warning("ami_ping_timeout")
                 self.drop()
                 return
+            except AmiActionError:
+                pass  # an error is still an answer (handle_message noted it in last_pong)
             except AmiError:
                 return
 
@@ -367,7 +479,11 @@ class AmiConnection(Manager):  # type: ignore[misc]
                 self.handle_message(msg)
                 slow = self._lists_open or self._buffering or on_event is None
                 continue
-            counts[name] = counts.get(name, 0) + 1
+            count = counts.get(name)
+            if count is not None:
+                counts[name] = count + 1
+            else:
+                self._count_new(name)
             if relevance(name) == 1 or relevant(msg):
                 try:
                     on_event(decode(msg))  # type: ignore[misc]
@@ -387,8 +503,11 @@ class AmiConnection(Manager):  # type: ignore[misc]
                     else:
                         pending.items.append(msg)
                     return
-            counts = self.event_counts
-            counts[name] = counts.get(name, 0) + 1
+            count = self.event_counts.get(name)
+            if count is not None:
+                self.event_counts[name] = count + 1
+            else:
+                self._count_new(name)
             if self.on_event_cb is not None and ev.relevant(msg):
                 event = ev.decode_event(msg)
                 if self._buffering and self._buffer is not None:
@@ -401,10 +520,17 @@ class AmiConnection(Manager):  # type: ignore[misc]
             if pending is None:
                 return
             pending.response = msg
+            if pending.action == "Ping":
+                self.last_pong = time.monotonic()  # even after its timeout: a late answer is an answer
             if pending.action == "CoreShowChannels" and self._buffer is not None:
                 self._buffering = True  # the snapshot is taken: later events follow it
             if not pending.is_list or msg.name == "Error" or msg.headers.get("EventList") != "start":
                 self._finish(action_id, pending)  # type: ignore[arg-type]
+
+    def _count_new(self, name: str) -> None:
+        """The first of an event name: counted under its own name only if it is a known one."""
+        key = name if name in COUNTED_EVENTS else OTHER_EVENTS
+        self.event_counts[key] = self.event_counts.get(key, 0) + 1
 
     def _deliver(self, event: ev.AmiEvent) -> None:
         assert self.on_event_cb is not None

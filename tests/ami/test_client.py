@@ -30,6 +30,7 @@ class ScriptedAmi:
         self.sessions = 0
         self.writers: list[asyncio.StreamWriter] = []
         self.actions: list[str] = []
+        self.muted: set[asyncio.StreamWriter] = set()  # sessions that went silent: no answers, no events
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
 
@@ -56,6 +57,8 @@ class ScriptedAmi:
         aid = msg.get("ActionID", "")
         assert aid is not None
         self.actions.append(msg.name)
+        if writer in self.muted:
+            return
         if msg.name == "Login":
             if msg.get("Secret") != self.secret:
                 send(writer, ("Response", "Error"), ("ActionID", aid), ("Message", "Authentication failed"))
@@ -219,5 +222,126 @@ async def test_garbage_from_the_server_does_not_break_the_session() -> None:
     assert isinstance(received[1], ev.Hangup) and received[1].cause == 16
     assert isinstance(received[0], ev.UnknownEvent)  # a Newstate without a channel cannot be typed
     assert conn.logged_in
+    await conn.close()
+    await peer.close()
+
+
+async def eventually(probe: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not probe():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def test_a_server_gone_silent_is_not_live_then_dropped_and_reconnected() -> None:
+    snapshots: list[ResyncSnapshot] = []
+    peer = ScriptedAmi()
+    await peer.start()
+    conn = connect(peer, ping_interval=0.1, on_resync=snapshots.append)  # not live after 0.2 s of silence
+    conn.start()
+    await asyncio.wait_for(conn.synced.wait(), 5)
+    await asyncio.sleep(0.35)  # a few pings answered: still live
+    assert conn.live and peer.actions.count("Ping") >= 3
+    peer.muted.add(peer.writers[0])  # the TCP session stays open, but nothing comes back any more
+    silent_at = asyncio.get_running_loop().time()
+    await eventually(lambda: not conn.live, "the silent session to count as not live", timeout=1.0)
+    assert asyncio.get_running_loop().time() - silent_at <= 0.5
+    await eventually(lambda: len(snapshots) == 2 and conn.live, "a new session, resynced", timeout=3.0)
+    assert peer.sessions == 2 and conn.reconnects == 1
+    await conn.close()
+    await peer.close()
+
+
+async def test_a_late_ping_answer_behind_a_backlog_keeps_the_session() -> None:
+    peer = ScriptedAmi()
+    await peer.start()
+    conn = connect(peer, ping_interval=0.1, action_timeout=0.1, stale_after=1.0)
+    conn.start()
+    await asyncio.wait_for(conn.synced.wait(), 5)
+    writer = peer.writers[0]
+    peer.muted.add(writer)  # pings go unanswered for a while, but events keep coming
+    for _ in range(30):
+        send(writer, ("Event", "Newexten"), ("Channel", "PJSIP/a-1"), ("Uniqueid", "1.1"))
+        await asyncio.sleep(0.01)
+    assert conn.live and peer.sessions == 1  # bytes flow: the pings are late, not lost
+    await eventually(lambda: not conn.live, "pings unanswered for stale_after", timeout=2.0)
+    await conn.close()
+    await peer.close()
+
+
+async def test_an_oversized_message_is_dropped_logged_with_its_size_and_the_next_event_arrives() -> None:
+    from structlog.testing import capture_logs
+
+    from ctid.metrics import AMI_MALFORMED
+
+    received: list[ev.AmiEvent] = []
+    peer = ScriptedAmi()
+    await peer.start()
+    conn = connect(peer, name="big", on_event=received.append, max_message_bytes=4096)
+    conn.start()
+    await asyncio.wait_for(conn.synced.wait(), 5)
+    before = AMI_MALFORMED.labels("big")._value.get()
+    writer = peer.writers[0]
+    with capture_logs() as logs:
+        writer.write(b"Event: Newchannel\r\nSecret-ish: " + b"s" * 100_000)
+        for _ in range(10):
+            writer.write(b"s" * 10_000)
+            await writer.drain()
+            await asyncio.sleep(0.005)
+            assert conn.protocol is not None and conn.protocol.parser.buffered <= 4096
+        writer.write(b"\r\n\r\nEvent: Hangup\r\nChannel: PJSIP/x-1\r\nUniqueid: 2.2\r\nCause: 16\r\n\r\n")
+        await eventually(lambda: any(e.name == "Hangup" for e in received), "the event after it")
+    assert [e.name for e in received] == ["Hangup"] and conn.logged_in
+    assert AMI_MALFORMED.labels("big")._value.get() == before + 1
+    (entry,) = [e for e in logs if e["event"] == "ami_message_too_large"]
+    assert entry["bytes"] == len("Event: Newchannel\r\nSecret-ish: ") + 200_000 and entry["limit"] == 4096
+    assert "sss" not in repr(entry)
+    await conn.close()
+    await peer.close()
+
+
+async def test_ten_thousand_invented_event_names_give_one_other_series_in_metrics() -> None:
+    from prometheus_client import REGISTRY, generate_latest
+
+    from ctid.ami.client import COUNTED_EVENTS, OTHER_EVENTS
+
+    peer = ScriptedAmi()
+    await peer.start()
+    conn = connect(peer, name="names")
+    conn.start()
+    await asyncio.wait_for(conn.synced.wait(), 5)
+    writer = peer.writers[0]
+    writer.write(b"".join(b"Event: Invented%d\r\nX: 1\r\n\r\n" % i for i in range(10_000)))
+    send(writer, ("Event", "Hangup"), ("Channel", "PJSIP/x-1"), ("Uniqueid", "2.2"))
+    await eventually(lambda: conn.event_counts.get("Hangup") == 1, "the last event")
+    assert conn.event_counts[OTHER_EVENTS] == 10_000
+    assert set(conn.event_counts) <= COUNTED_EVENTS | {OTHER_EVENTS}
+    series = [
+        line
+        for line in generate_latest(REGISTRY).decode().splitlines()
+        if line.startswith("ctid_ami_events_total{") and 'server="names"' in line
+    ]
+    assert len(series) == len(conn.event_counts) <= 5
+    assert 'ctid_ami_events_total{event="other",server="names"} 10000.0' in series
+    await conn.close()
+    await peer.close()
+
+
+async def test_bytes_that_never_make_a_message_do_not_keep_a_session_live() -> None:
+    peer = ScriptedAmi()
+    await peer.start()
+    conn = connect(peer, ping_interval=0.1, max_message_bytes=1000)
+    conn.start()
+    await asyncio.wait_for(conn.synced.wait(), 5)
+    writer = peer.writers[0]
+    peer.muted.add(writer)
+    writer.write(b"Event: Endless\r\nData: ")
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while conn.live and loop.time() - start < 2.0:
+        writer.write(b"x" * 100)  # bytes keep coming, but no blank line ever ends the message
+        await asyncio.sleep(0.01)
+    assert not conn.live and loop.time() - start <= 1.0
     await conn.close()
     await peer.close()

@@ -134,3 +134,112 @@ def test_any_chunking_with_junk_between_messages_loses_and_alters_nothing(
     got = feed_chunks(data, [c for c in cuts if c <= len(data)], parser)
     assert got == msgs
     assert parser.banner == "Asterisk Call Manager/13.0.0"
+
+
+# ---- bounds: message size, Follows bodies, linear cost --------------------------------------------------
+
+
+def event(name: str, **headers: str) -> bytes:
+    return AmiMessage([("Event", name), *headers.items()]).to_bytes()
+
+
+def test_an_oversized_message_is_dropped_counted_once_and_parsing_resumes_after_it() -> None:
+    big = event("Huge", Data="x" * 5000, CallerIDName="张伟")
+    stream = event("Before", Uniqueid="1.1") + big + event("After", CallerIDName="张伟")
+    for chunk in (1, 7, 100, 4096, len(stream)):
+        parser = AmiParser(expect_banner=False, max_message_bytes=1000)
+        got: list[AmiMessage] = []
+        for i in range(0, len(stream), chunk):
+            got.extend(parser.feed(stream[i : i + chunk]))
+            assert parser.buffered <= 1000  # the oversized message is never held while it streams in
+        assert [m.name for m in got] == ["Before", "After"], chunk
+        assert got[1]["CallerIDName"] == "张伟"
+        assert parser.malformed_blocks == 1
+        # its size (less the blank line that ends it), never its content
+        assert parser.notices == [("ami_message_too_large", {"bytes": len(big) - 4, "limit": 1000})]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 3000), min_size=1, max_size=6),
+    cuts=st.lists(st.integers(0, 20000), max_size=30),
+    lf_only=st.booleans(),
+)
+def test_oversized_messages_among_others_give_the_same_result_whatever_the_chunking(
+    sizes: list[int], cuts: list[int], lf_only: bool
+) -> None:
+    msgs = [AmiMessage([("Event", f"E{i}"), ("Data", "y" * size)]) for i, size in enumerate(sizes)]
+    data = b"".join(m.to_bytes() for m in msgs)
+    if lf_only:
+        data = data.replace(b"\r\n", b"\n")
+    whole = AmiParser(expect_banner=False, max_message_bytes=1500)
+    expected = whole.feed(data)
+    assert expected == [m for m in msgs if len(m.to_bytes()) - 4 <= 1500]
+    chunked = AmiParser(expect_banner=False, max_message_bytes=1500)
+    assert feed_chunks(data, [c for c in cuts if c <= len(data)], chunked) == expected
+    assert chunked.notices == whole.notices
+    assert chunked.malformed_blocks == whole.malformed_blocks == len(msgs) - len(expected)
+
+
+def test_a_32_mb_message_costs_linear_time_whether_dropped_or_kept() -> None:
+    """Was 13 s (the buffer re-joined and re-scanned on every read); now a fraction of a second."""
+    import time
+
+    big = event("Huge", Data="z" * (32 << 20))
+    chunks = [big[i : i + 65536] for i in range(0, len(big), 65536)]
+    for limit in (1 << 20, 64 << 20):
+        parser = AmiParser(expect_banner=False, max_message_bytes=limit)
+        start = time.perf_counter()
+        got = [m for chunk in chunks for m in parser.feed(chunk)]
+        elapsed = time.perf_counter() - start
+        assert [m.name for m in got] == ([] if limit < len(big) else ["Huge"])
+        assert elapsed < 6.0, (limit, elapsed)  # on a shared, loaded machine: ~0.3 s when quiet
+
+
+def test_an_unterminated_follows_ends_at_the_next_event_and_events_keep_flowing() -> None:
+    raw = (
+        b"Response: Follows\r\nPrivilege: Command\r\nActionID: c1\r\n"
+        b"Channel              Location\r\n\r\n"
+        b"Event: Newchannel\r\nChannel: PJSIP/a-1\r\nUniqueid: 1.1\r\n\r\n"
+        b"Response: Success\r\nActionID: p1\r\nPing: Pong\r\n\r\n"
+    )
+    for cuts in ([], list(range(len(raw)))):
+        parser = AmiParser(expect_banner=False)
+        msgs = feed_chunks(raw, cuts, parser)
+        assert [m.name for m in msgs] == ["Follows", "Newchannel", "Success"]
+        assert msgs[0].action_id == "c1" and msgs[0].body == ("Channel              Location",)
+        assert msgs[2].action_id == "p1"
+        assert parser.notices == [("ami_follows_unterminated", {"lines": 2})]
+        assert parser.malformed_blocks == 1
+
+
+def test_a_ping_answer_ends_an_unterminated_follows_but_body_text_does_not() -> None:
+    raw = (
+        b"Response: Follows\r\nActionID: c1\r\nline one\r\n\r\n"
+        b"Event: looks like a header: but has spaces\r\nmore text\r\n\r\n"  # body: not all headers
+        b"Response: Success\r\nPing: Pong\r\n\r\n"  # body: a response without an ActionID
+        b"Response: Success\r\nActionID: p1\r\nPing: Pong\r\n\r\n"
+    )
+    parser = AmiParser(expect_banner=False)
+    msgs = parser.feed(raw)
+    assert [m.name for m in msgs] == ["Follows", "Success"]
+    assert msgs[0].body[-1] == "Ping: Pong" and msgs[1].action_id == "p1"
+
+
+def test_a_follows_body_beyond_its_bounds_is_dropped_and_what_follows_it_is_parsed() -> None:
+    body = b"".join(b"row %d of a long listing\r\n" % i for i in range(100))
+    raw = (
+        b"Response: Follows\r\nActionID: c1\r\n"
+        + body
+        + b"\r\n"
+        + body
+        + b"--END COMMAND--\r\n\r\n"
+        + event("Hangup", Uniqueid="1.1")
+    )
+    parser = AmiParser(expect_banner=False, max_follows_lines=50)
+    msgs = feed_chunks(raw, list(range(0, len(raw), 13)), parser)
+    assert [m.name for m in msgs] == ["Hangup"]
+    assert parser.malformed_blocks == 1
+    assert [name for name, _ in parser.notices] == ["ami_follows_too_large"]
+    by_size = AmiParser(expect_banner=False, max_message_bytes=1000)
+    assert [m.name for m in by_size.feed(raw)] == ["Hangup"]

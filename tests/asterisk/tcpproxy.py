@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 class TcpProxy:
     """Forwards 127.0.0.1:`port` to 127.0.0.1:`upstream_port`.
 
-    `outage()` cuts every link and refuses new ones; `hold_request(marker)` holds back what ctid sends from a
-    given request on."""
+    `outage()` cuts every link and refuses new ones; `freeze()` keeps every link up but forwards nothing (a
+    hung Asterisk, or a network that drops packets without a reset); `hold_request(marker)` holds back what
+    ctid sends from a given request on."""
 
     def __init__(self, upstream_port: int, port: int) -> None:
         self.upstream_port = upstream_port
@@ -27,6 +28,8 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
         self._gate: Gate | None = None
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     def start(self) -> None:
         self._thread.start()
@@ -46,6 +49,15 @@ class TcpProxy:
             yield
         finally:
             self._call(self._listen())
+
+    @contextlib.contextmanager
+    def freeze(self) -> Iterator[None]:
+        """While the block runs, links and new connections stay open but no byte is forwarded either way."""
+        self._loop.call_soon_threadsafe(self._flowing.clear)
+        try:
+            yield
+        finally:
+            self._loop.call_soon_threadsafe(self._flowing.set)
 
     @contextlib.contextmanager
     def hold_request(self, marker: bytes) -> Iterator[Gate]:
@@ -88,6 +100,7 @@ class TcpProxy:
     ) -> None:
         try:
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 gate = self._gate if gated else None
                 at = data.find(gate.marker) if gate is not None and not gate.held.is_set() else -1
                 if gate is not None and at >= 0:
