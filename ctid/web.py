@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import structlog
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -23,6 +26,9 @@ if TYPE_CHECKING:
     from routing.versions import RoutingConfigManager
 
 CTID_KEY = web.AppKey("ctid", object)
+REPORTS_AT_ONCE = 2  # reports computed together, each in its own worker thread; others wait their turn
+REPORT_SLOTS = web.AppKey("report_slots", asyncio.Semaphore)
+log = structlog.get_logger("ctid.web")
 
 
 def _ctid(request: web.Request) -> Ctid:
@@ -132,13 +138,20 @@ async def api_routing_config(request: web.Request) -> web.Response:
 
 
 async def api_report(request: web.Request) -> web.Response:
-    """GET /api/reports/NAME?from=&to=&queue=&agent=&interval=&format=json|html|csv: as `ctid report`."""
-    from reports.report import ReportError, render, run_report
+    """GET /api/reports/NAME?from=&to=&queue=&agent=&interval=&format=json|html|csv: as `ctid report`.
+
+    The report is computed and rendered in a worker thread, at most `REPORTS_AT_ONCE` at a time, and
+    `run_report` refuses one over its bounds (rows, period) with a 400 that states the limit."""
+    from reports.report import FORMATS, ReportError, check_request
 
     ctid = _ctid(request)
     query = request.query
+    name = request.match_info["name"]
     now = ctid.clock.now()
     timezone = query.get("timezone", ctid.config.wallboard.timezone)
+    fmt = query.get("format", "json")
+    if fmt not in FORMATS:
+        raise web.HTTPBadRequest(text=f"format is one of {', '.join(FORMATS)}")
     try:
         # as `ctid report`: from the local midnight of the report's time zone, to now
         zone = ZoneInfo(timezone)
@@ -146,24 +159,29 @@ async def api_report(request: web.Request) -> web.Response:
         start = float(query.get("from", midnight.timestamp()))
         end = float(query.get("to", now))
         interval_s = float(query.get("interval", 30)) * 60
-        fmt = query.get("format", "json")
-        result = await asyncio.to_thread(
-            run_report,
-            request.match_info["name"],
-            ctid.interaction_log.engine,
-            start=start,
-            end=end,
-            queue=query.get("queue"),
-            agent=query.get("agent"),
-            interval_s=interval_s,
-            timezone=timezone,
-            settings=ctid.wallboard.settings if ctid.wallboard is not None else None,
-            targets=ctid.config.reports.target_bounds(),
+        options: dict[str, Any] = {
+            "start": start,
+            "end": end,
+            "queue": query.get("queue"),
+            "agent": query.get("agent"),
+            "interval_s": interval_s,
+            "timezone": timezone,
+        }
+        check_request(name, **options)  # a request over the bounds is refused at once, without a slot
+        body = await _in_report_slot(
+            request.app[REPORT_SLOTS],
+            functools.partial(
+                _report_body,
+                name,
+                fmt,
+                ctid.interaction_log.engine,
+                **options,
+                settings=ctid.wallboard.settings if ctid.wallboard is not None else None,
+                targets=ctid.config.reports.target_bounds(),
+            ),
         )
-        if fmt == "json":
-            return web.json_response(result, dumps=_dumps)
-        body = render(request.match_info["name"], result, fmt, timezone)
     except ReportError as exc:
+        log.info("report_refused", report=name, reason=str(exc))
         raise (
             web.HTTPNotFound(text=str(exc))
             if "unknown report" in str(exc)
@@ -171,8 +189,31 @@ async def api_report(request: web.Request) -> web.Response:
         ) from None
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise web.HTTPBadRequest(text=f"from/to are epoch seconds, interval minutes: {exc}") from None
-    content_type = {"html": "text/html", "csv": "text/csv"}.get(fmt, "text/plain")
+    content_type = {"json": "application/json", "html": "text/html", "csv": "text/csv"}.get(fmt, "text/plain")
     return web.Response(text=body, content_type=content_type)
+
+
+async def _in_report_slot(slots: asyncio.Semaphore, job: Callable[[], str]) -> str:
+    """Run `job` in a worker thread once one of the report slots is free. The slot is given back when the
+    thread ends, not when the request does: a client that hangs up cannot start more reports than slots."""
+    await slots.acquire()
+    running = asyncio.ensure_future(asyncio.to_thread(job))
+
+    def done(finished: asyncio.Future[str]) -> None:
+        slots.release()
+        if not finished.cancelled():
+            finished.exception()  # retrieved, so a refusal nobody waits for any more is not logged as lost
+
+    running.add_done_callback(done)
+    return await asyncio.shield(running)
+
+
+def _report_body(name: str, fmt: str, source: Any, **options: Any) -> str:
+    """One report computed and rendered: all of it in the worker thread, none on the event loop."""
+    from reports.report import render, run_report
+
+    result = run_report(name, source, **options)
+    return _dumps(result) if fmt == "json" else render(name, result, fmt, options["timezone"])
 
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -247,6 +288,7 @@ def _dumps(value: Any) -> str:
 def make_app(ctid: Ctid) -> web.Application:
     app = web.Application()
     app[CTID_KEY] = ctid
+    app[REPORT_SLOTS] = asyncio.Semaphore(REPORTS_AT_ONCE)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/calls", api_calls)
