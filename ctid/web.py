@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
@@ -69,6 +70,43 @@ async def api_agents(request: web.Request) -> web.Response:
     return web.json_response(_ctid(request).agents())
 
 
+MAX_JSON_BODY = 64 * 1024
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's body as a JSON object, or a 400 saying why not: larger than `MAX_JSON_BODY`, not
+    UTF-8, not JSON, nested deeper than `MAX_JSON_DEPTH`, or not an object. Every JSON body is read here."""
+    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
+        raise web.HTTPBadRequest(text=f"the body is over the limit of {MAX_JSON_BODY} bytes")
+    data = bytearray()
+    while chunk := await request.content.read(MAX_JSON_BODY + 1 - len(data)):
+        data += chunk
+        if len(data) > MAX_JSON_BODY:
+            raise web.HTTPBadRequest(text=f"the body is over the limit of {MAX_JSON_BODY} bytes")
+    try:
+        text = data.decode("utf-8")
+        if _json_depth(text) > MAX_JSON_DEPTH:
+            raise web.HTTPBadRequest(text=f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
+        body = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise web.HTTPBadRequest(text="the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="the body is not a JSON object")
+    return body
+
+
+def _json_depth(text: str) -> int:
+    """How deep arrays and objects nest in `text`, brackets inside strings aside (counted before parsing,
+    so a deep body never reaches the parser's recursion)."""
+    depth = deepest = 0
+    for bracket in re.findall(r"[\[\]{}]", _JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def _routing(request: web.Request) -> RoutingService:
     routing = _ctid(request).routing
     if routing is None:
@@ -84,7 +122,7 @@ async def api_agent_state(request: web.Request) -> web.Response:
     """POST {"state": "ready" | "paused" | "logged_out", "reason": "break"} for one agent."""
     routing = _routing(request)
     try:
-        body = await request.json()
+        body = await json_body(request)
         status = AgentStatus(body["state"])
         reason = str(body.get("reason", ""))
     except (ValueError, KeyError, TypeError):
@@ -262,8 +300,9 @@ async def api_wallboard(request: web.Request) -> web.Response:
 async def api_worklist_mark(request: web.Request) -> web.Response:
     """POST {"action": "handled" | "callback"}: a supervisor dealt with an abandoned caller."""
     board = _wallboard(request)
+    body = await json_body(request)
     try:
-        action = str((await request.json())["action"])
+        action = str(body["action"])
         marked = board.mark(request.match_info["item_id"], action)
     except KeyError:
         raise web.HTTPNotFound(text="no such worklist entry") from None
