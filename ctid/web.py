@@ -72,7 +72,9 @@ async def api_agents(request: web.Request) -> web.Response:
 
 MAX_JSON_BODY = 64 * 1024
 MAX_JSON_DEPTH = 32
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+# a string (to its closing quote, or to the end when unclosed: never a failed match, so the scan is linear)
+# or a bracket
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -99,11 +101,14 @@ async def json_body(request: web.Request) -> dict[str, Any]:
 
 def _json_depth(text: str) -> int:
     """How deep arrays and objects nest in `text`, brackets inside strings aside (counted before parsing,
-    so a deep body never reaches the parser's recursion)."""
+    so a deep body never reaches the parser's recursion), in one linear scan."""
     depth = deepest = 0
-    for bracket in re.findall(r"[\[\]{}]", _JSON_STRING.sub("", text)):
-        depth += 1 if bracket in "[{" else -1
-        deepest = max(deepest, depth)
+    for token in _JSON_TOKENS.findall(text):
+        if token in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in ("]", "}"):
+            depth -= 1
     return deepest
 
 

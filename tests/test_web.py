@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,7 +14,7 @@ from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
 from ctid.state import domain as d
-from ctid.web import MAX_JSON_BODY, MAX_JSON_DEPTH, make_app
+from ctid.web import MAX_JSON_BODY, MAX_JSON_DEPTH, _json_depth, make_app
 from reports.wallboard import Wallboard
 
 T0 = 1_795_420_800.0
@@ -55,7 +56,7 @@ class FakeRouting:
 @pytest.fixture()
 async def site() -> Any:
     published: list[Any] = []
-    ctid = SimpleNamespace(
+    ctid: Any = SimpleNamespace(
         wallboard=make_board(),
         routing=FakeRouting(),
         bus=SimpleNamespace(publish=lambda server, events: published.extend(events)),
@@ -73,6 +74,7 @@ HOSTILE = {
     "not json": '{"state": "ready"',
     "not an object": '["ready"]',
     "not utf-8": b'{"state": "ready", "reason": "caf\xe9"}',
+    "unclosed escaped quotes": '{"state": "' + '\\"' * 30_000,
     "empty": "",
 }
 
@@ -86,6 +88,16 @@ async def test_a_hostile_json_body_is_a_400_and_the_server_serves_on(site: Any, 
     assert (await response.text()).strip()
     assert (await site.client.get("/healthz")).status == 200
     assert site.ctid.routing.set == [] and site.published == []
+
+
+@pytest.mark.parametrize(
+    "text", ['"' + '\\"' * 32_000, '"' * MAX_JSON_BODY, '"' + "a\\" * 21_000, "[" * MAX_JSON_BODY]
+)
+def test_the_depth_of_a_body_is_counted_in_linear_time(text: str) -> None:
+    """Strings that never close (the backtracking case of a string pattern) cost no more than others."""
+    started = time.perf_counter()
+    assert _json_depth(text) in (0, MAX_JSON_BODY)
+    assert time.perf_counter() - started < 1.0
 
 
 async def test_a_chunked_body_over_the_limit_is_refused_without_reading_it_all(site: Any) -> None:
