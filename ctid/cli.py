@@ -117,7 +117,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from ctid.config import load_config
     from ctid.errors import ConfigError
     from reports.kpi import KpiSettings
-    from reports.report import ReportError, render, run_report
+    from reports.report import ReportError, ReportTooLarge, render, run_report
     from routing.config import load_routing
 
     url = args.db
@@ -155,10 +155,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
             settings=settings,
             targets=targets,
         )
+        text = render(args.name, result, args.format, args.timezone)
+    except ReportTooLarge as exc:  # over the bounds on one report's work: the message states the limit
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
     except (ReportError, ValueError, ZoneInfoNotFoundError) as exc:  # an unknown --timezone too
         print(f"report: {exc}", file=sys.stderr)
         return 1
-    text = render(args.name, result, args.format, args.timezone)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:

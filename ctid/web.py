@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import re
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import structlog
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -23,6 +27,9 @@ if TYPE_CHECKING:
     from routing.versions import RoutingConfigManager
 
 CTID_KEY = web.AppKey("ctid", object)
+REPORTS_AT_ONCE = 2  # reports computed together, each in its own worker thread; others wait their turn
+REPORT_SLOTS = web.AppKey("report_slots", asyncio.Semaphore)
+log = structlog.get_logger("ctid.web")
 
 
 def _ctid(request: web.Request) -> Ctid:
@@ -63,6 +70,48 @@ async def api_agents(request: web.Request) -> web.Response:
     return web.json_response(_ctid(request).agents())
 
 
+MAX_JSON_BODY = 64 * 1024
+MAX_JSON_DEPTH = 32
+# a string (to its closing quote, or to the end when unclosed: never a failed match, so the scan is linear)
+# or a bracket
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's body as a JSON object, or a 400 saying why not: larger than `MAX_JSON_BODY`, not
+    UTF-8, not JSON, nested deeper than `MAX_JSON_DEPTH`, or not an object. Every JSON body is read here."""
+    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
+        raise web.HTTPBadRequest(text=f"the body is over the limit of {MAX_JSON_BODY} bytes")
+    data = bytearray()
+    while chunk := await request.content.read(MAX_JSON_BODY + 1 - len(data)):
+        data += chunk
+        if len(data) > MAX_JSON_BODY:
+            raise web.HTTPBadRequest(text=f"the body is over the limit of {MAX_JSON_BODY} bytes")
+    try:
+        text = data.decode("utf-8")
+        if _json_depth(text) > MAX_JSON_DEPTH:
+            raise web.HTTPBadRequest(text=f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
+        body = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise web.HTTPBadRequest(text="the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="the body is not a JSON object")
+    return body
+
+
+def _json_depth(text: str) -> int:
+    """How deep arrays and objects nest in `text`, brackets inside strings aside (counted before parsing,
+    so a deep body never reaches the parser's recursion), in one linear scan."""
+    depth = deepest = 0
+    for token in _JSON_TOKENS.findall(text):
+        if token in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in ("]", "}"):
+            depth -= 1
+    return deepest
+
+
 def _routing(request: web.Request) -> RoutingService:
     routing = _ctid(request).routing
     if routing is None:
@@ -78,7 +127,7 @@ async def api_agent_state(request: web.Request) -> web.Response:
     """POST {"state": "ready" | "paused" | "logged_out", "reason": "break"} for one agent."""
     routing = _routing(request)
     try:
-        body = await request.json()
+        body = await json_body(request)
         status = AgentStatus(body["state"])
         reason = str(body.get("reason", ""))
     except (ValueError, KeyError, TypeError):
@@ -132,13 +181,20 @@ async def api_routing_config(request: web.Request) -> web.Response:
 
 
 async def api_report(request: web.Request) -> web.Response:
-    """GET /api/reports/NAME?from=&to=&queue=&agent=&interval=&format=json|html|csv: as `ctid report`."""
-    from reports.report import ReportError, render, run_report
+    """GET /api/reports/NAME?from=&to=&queue=&agent=&interval=&format=json|html|csv: as `ctid report`.
+
+    The report is computed and rendered in a worker thread, at most `REPORTS_AT_ONCE` at a time, and
+    `run_report` refuses one over its bounds (rows, period) with a 400 that states the limit."""
+    from reports.report import FORMATS, ReportError, check_request
 
     ctid = _ctid(request)
     query = request.query
+    name = request.match_info["name"]
     now = ctid.clock.now()
     timezone = query.get("timezone", ctid.config.wallboard.timezone)
+    fmt = query.get("format", "json")
+    if fmt not in FORMATS:
+        raise web.HTTPBadRequest(text=f"format is one of {', '.join(FORMATS)}")
     try:
         # as `ctid report`: from the local midnight of the report's time zone, to now
         zone = ZoneInfo(timezone)
@@ -146,24 +202,29 @@ async def api_report(request: web.Request) -> web.Response:
         start = float(query.get("from", midnight.timestamp()))
         end = float(query.get("to", now))
         interval_s = float(query.get("interval", 30)) * 60
-        fmt = query.get("format", "json")
-        result = await asyncio.to_thread(
-            run_report,
-            request.match_info["name"],
-            ctid.interaction_log.engine,
-            start=start,
-            end=end,
-            queue=query.get("queue"),
-            agent=query.get("agent"),
-            interval_s=interval_s,
-            timezone=timezone,
-            settings=ctid.wallboard.settings if ctid.wallboard is not None else None,
-            targets=ctid.config.reports.target_bounds(),
+        options: dict[str, Any] = {
+            "start": start,
+            "end": end,
+            "queue": query.get("queue"),
+            "agent": query.get("agent"),
+            "interval_s": interval_s,
+            "timezone": timezone,
+        }
+        check_request(name, **options)  # a request over the bounds is refused at once, without a slot
+        body = await _in_report_slot(
+            request.app[REPORT_SLOTS],
+            functools.partial(
+                _report_body,
+                name,
+                fmt,
+                ctid.interaction_log.engine,
+                **options,
+                settings=ctid.wallboard.settings if ctid.wallboard is not None else None,
+                targets=ctid.config.reports.target_bounds(),
+            ),
         )
-        if fmt == "json":
-            return web.json_response(result, dumps=_dumps)
-        body = render(request.match_info["name"], result, fmt, timezone)
     except ReportError as exc:
+        log.info("report_refused", report=name, reason=str(exc))
         raise (
             web.HTTPNotFound(text=str(exc))
             if "unknown report" in str(exc)
@@ -171,8 +232,31 @@ async def api_report(request: web.Request) -> web.Response:
         ) from None
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise web.HTTPBadRequest(text=f"from/to are epoch seconds, interval minutes: {exc}") from None
-    content_type = {"html": "text/html", "csv": "text/csv"}.get(fmt, "text/plain")
+    content_type = {"json": "application/json", "html": "text/html", "csv": "text/csv"}.get(fmt, "text/plain")
     return web.Response(text=body, content_type=content_type)
+
+
+async def _in_report_slot(slots: asyncio.Semaphore, job: Callable[[], str]) -> str:
+    """Run `job` in a worker thread once one of the report slots is free. The slot is given back when the
+    thread ends, not when the request does: a client that hangs up cannot start more reports than slots."""
+    await slots.acquire()
+    running = asyncio.ensure_future(asyncio.to_thread(job))
+
+    def done(finished: asyncio.Future[str]) -> None:
+        slots.release()
+        if not finished.cancelled():
+            finished.exception()  # retrieved, so a refusal nobody waits for any more is not logged as lost
+
+    running.add_done_callback(done)
+    return await asyncio.shield(running)
+
+
+def _report_body(name: str, fmt: str, source: Any, **options: Any) -> str:
+    """One report computed and rendered: all of it in the worker thread, none on the event loop."""
+    from reports.report import render, run_report
+
+    result = run_report(name, source, **options)
+    return _dumps(result) if fmt == "json" else render(name, result, fmt, options["timezone"])
 
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -221,8 +305,9 @@ async def api_wallboard(request: web.Request) -> web.Response:
 async def api_worklist_mark(request: web.Request) -> web.Response:
     """POST {"action": "handled" | "callback"}: a supervisor dealt with an abandoned caller."""
     board = _wallboard(request)
+    body = await json_body(request)
     try:
-        action = str((await request.json())["action"])
+        action = str(body["action"])
         marked = board.mark(request.match_info["item_id"], action)
     except KeyError:
         raise web.HTTPNotFound(text="no such worklist entry") from None
@@ -247,6 +332,7 @@ def _dumps(value: Any) -> str:
 def make_app(ctid: Ctid) -> web.Application:
     app = web.Application()
     app[CTID_KEY] = ctid
+    app[REPORT_SLOTS] = asyncio.Semaphore(REPORTS_AT_ONCE)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/calls", api_calls)

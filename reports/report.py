@@ -35,7 +35,7 @@ from reports.kpi import (
     summary_of,
 )
 from reports.log import load_gaps, open_engine
-from reports.store import agent_rows, distribution_counts, queue_tallies
+from reports.store import DAY_S, agent_rows, distribution_counts, queue_tallies
 
 FORMATS = ("table", "csv", "json", "html")
 DEFAULT_TARGETS: dict[str, dict[str, float]] = {
@@ -46,8 +46,32 @@ DEFAULT_TARGETS: dict[str, dict[str, float]] = {
 }
 
 
+# Bounds on one request's work: each row costs about a kilobyte of JSON, so 10,000 rows stay near 10 MB
+# (a month of half-hour intervals for six queues); a report is never longer than a year.
+MAX_ROWS = 10_000
+MAX_RANGE_S = 366 * DAY_S
+MIN_INTERVAL_S = 60.0
+
+
 class ReportError(ValueError):
     """A report that cannot be made as asked (unknown name, bad period)."""
+
+
+class ReportTooLarge(ReportError):
+    """A report that would exceed the bounds on one request's work (`MAX_ROWS`, `MAX_RANGE_S`)."""
+
+
+def _check_interval(start: float, end: float, interval_s: float, queues: int = 1) -> None:
+    """Refuse an interval report whose rows (intervals x queues) would pass `MAX_ROWS`, before building it."""
+    if not math.isfinite(interval_s) or interval_s < MIN_INTERVAL_S:
+        raise ReportError(f"--interval must be at least {MIN_INTERVAL_S / 60:g} minute(s)")
+    slots = math.ceil((end - start) / interval_s)
+    if slots * queues > MAX_ROWS:
+        what = f"{slots:,} intervals" + (f" x {queues} queues" if queues > 1 else "")
+        raise ReportTooLarge(
+            f"the interval report would have {what}, over the limit of {MAX_ROWS:,} rows per report: "
+            "choose a shorter period, a longer interval or one queue"
+        )
 
 
 def _overall(connection: Connection, start: float, end: float, settings: KpiSettings) -> dict[str, Any]:
@@ -59,6 +83,41 @@ def _overall(connection: Connection, start: float, end: float, settings: KpiSett
     ready = sum(a["ready_s"] for a in agents)
     figures["occupancy"] = occupied / (occupied + ready) if occupied + ready else None
     return figures
+
+
+def check_request(
+    name: str,
+    *,
+    start: float,
+    end: float,
+    queue: str | None = None,
+    agent: str | None = None,
+    interval_s: float = 1800.0,
+    timezone: str = "UTC",
+) -> None:
+    """Refuse, before any query, a report that cannot be made as asked or would pass the bounds on one
+    request's work (`ReportTooLarge`, its message stating the limit). Cheap: the web checks on its loop."""
+    if name not in REPORTS:
+        raise ReportError(f"unknown report {name!r} (one of: {', '.join(REPORTS)})")
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise ReportError("--from and --to must be finite times")
+    if end <= start:
+        raise ReportError("--to must be after --from")
+    if end - start > MAX_RANGE_S:
+        raise ReportTooLarge(
+            f"the period is {(end - start) / DAY_S:,.1f} days, over the limit of {MAX_RANGE_S / DAY_S:g} "
+            "days per report"
+        )
+    if name == "interval":
+        _check_interval(start, end, interval_s)
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ReportError(f"unknown time zone {timezone!r}") from None
+    for option, value in (("queue", queue), ("agent", agent)):
+        if value is not None and option not in FILTERS.get(name, ()):
+            usable = ", ".join(n for n, keys in FILTERS.items() if option in keys)
+            raise ReportError(f"--{option} does not apply to {name} (it does to {usable})")
 
 
 def run_report(
@@ -75,20 +134,9 @@ def run_report(
     targets: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Any:
     """The JSON-able result of report `name` over [start, end) from the log at `source` (URL or engine)."""
-    if name not in REPORTS:
-        raise ReportError(f"unknown report {name!r} (one of: {', '.join(REPORTS)})")
-    if not (math.isfinite(start) and math.isfinite(end)):
-        raise ReportError("--from and --to must be finite times")
-    if end <= start:
-        raise ReportError("--to must be after --from")
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ReportError(f"unknown time zone {timezone!r}") from None
-    for option, value in (("queue", queue), ("agent", agent)):
-        if value is not None and option not in FILTERS.get(name, ()):
-            usable = ", ".join(n for n, keys in FILTERS.items() if option in keys)
-            raise ReportError(f"--{option} does not apply to {name} (it does to {usable})")
+    check_request(
+        name, start=start, end=end, queue=queue, agent=agent, interval_s=interval_s, timezone=timezone
+    )
     settings = settings or KpiSettings()
     gaps = load_gaps(source, start, end)
     with _connect(source) as connection:
@@ -99,6 +147,9 @@ def run_report(
             )
         elif name == "interval":
             slots = queue_tallies(connection, start=start, end=end, settings=settings, interval_s=interval_s)
+            if queue is not None:
+                slots = {key: tally for key, tally in slots.items() if key[1] == queue}
+            _check_interval(start, end, interval_s, len({queue_name for _, queue_name in slots}))
             result = intervals_of(
                 slots, start=start, end=end, interval_s=interval_s, settings=settings, gaps=gaps
             )

@@ -5,7 +5,8 @@ grid (state, time in state, handled today) and the worklist of today's abandoned
 again. Today's figures are `reports.kpi.queue_figures` of a tally kept as today's contacts open and close
 (the reports' own contact fold, fed each event once), so a refresh costs the same at 9:00 and at 17:00.
 The snapshot is rebuilt at most once per `interval_s` and only when something changed, so a hundred open
-wallboards cost one computation, never a database query each.
+wallboards cost one computation, never a database query each; a viewer who connects gets a snapshot built
+for it alone, sent to nobody else.
 """
 
 from __future__ import annotations
@@ -309,13 +310,7 @@ class Wallboard:
             await asyncio.gather(self._task, return_exceptions=True)
 
     def first_message(self) -> str:
-        """What a new viewer sees at once, before the next change."""
-        message = self.refresh()
-        if message is None:
-            snap = json.loads(self._last)
-            snap.update({"at": self.clock(), "version": self.version})
-            return json.dumps(snap, default=str)
-        for viewer in list(self.viewers):  # the rebuild was news for everyone
-            with contextlib.suppress(asyncio.QueueFull):
-                viewer.put_nowait(message)
-        return message
+        """What a new viewer sees at once, for that viewer alone: the live snapshot under the version last
+        pushed. Nothing goes to the other viewers (N viewers connecting cost N messages, not N squared);
+        whatever changed reaches them with the next push of `run`."""
+        return json.dumps(self.snapshot(), default=str)
