@@ -184,10 +184,10 @@ async def run_hour(tmp_path: Path) -> dict[str, object]:
                 routing.set_agent_state(agent.agent_id, AgentStatus.READY)
                 continue
             status, reason = kept[agent.agent_id]
-            if status in (AgentStatus.READY, AgentStatus.PAUSED):
+            if status is AgentStatus.PAUSED:
                 assert (agent.status, agent.pause_reason) == (status, reason), agent.agent_id
-            else:  # on a call or wrapping up when ctid stopped: still at work, or free since
-                assert agent.status is not AgentStatus.LOGGED_OUT, agent.agent_id
+            else:  # ready, at work or wrapping up when ctid stopped: at work, or free (maybe offered a call)
+                assert agent.status not in (AgentStatus.LOGGED_OUT, AgentStatus.PAUSED), agent.agent_id
         return ctid
 
     async def spin() -> None:
