@@ -316,8 +316,8 @@ async def test_a_slow_reload_is_parsed_off_the_loop_and_applied_on_it(tmp_path: 
     assert (result.ok, result.version) == (True, 2)
     assert manager.current is not None and len(manager.current.agents) == 600
     assert threads == [threading.main_thread()] * 2  # applied on the loop's thread, at start-up and now
-    # parsed in a thread: the loop kept turning (parsed on the loop, the longest gap would be the whole reload;
-    # relative to it, since a loaded machine stretches both)
+    # parsed in a thread: the loop kept turning (parsed on the loop, the longest gap would be the whole
+    # reload; relative to it, since a loaded machine stretches both)
     assert max(gaps) < took / 4, (max(gaps), took)
 
 
