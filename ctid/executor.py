@@ -22,6 +22,8 @@ from ctid.metrics import COMMAND_RESULTS
 
 log = structlog.get_logger("ctid.executor")
 
+UNMATCHED_KEPT = 256  # OriginateResponses kept for an Originate whose response is still being read
+
 
 class AmiSender(Protocol):
     """What the executor needs of a connection (ctid.ami.client.AmiConnection)."""
@@ -70,6 +72,9 @@ class CommandExecutor:
         self._connection_of = connection_of
         # (server, ActionID or Uniqueid) -> the waiter of an Originate's OriginateResponse
         self._originates: dict[tuple[str, str], asyncio.Future[OriginateResponse]] = {}
+        # OriginateResponses that came before their action's response was read (both in one read off the
+        # socket): (server, ActionID) -> the event, the newest UNMATCHED_KEPT only
+        self._early: dict[tuple[str, str], OriginateResponse] = {}
 
     async def execute(self, server: str, command: Command) -> CommandResult:
         result = await self._send(server, command)
@@ -117,6 +122,9 @@ class CommandExecutor:
             assert waiter is not None
             if action_id:
                 self._originates[(server, action_id)] = waiter
+                early = self._early.pop((server, action_id), None)
+                if early is not None:
+                    waiter.set_result(early)
             waiter.add_done_callback(lambda _: self._forget(server, command.uniqueid, action_id))
             return CommandSucceeded(command, server, command.uniqueid, action_id, waiter)
         return CommandSucceeded(command, server)
@@ -153,11 +161,17 @@ class CommandExecutor:
                 if not waiter.done():
                     waiter.set_result(event)
                 return
+        if event.action_id:
+            self._early[(server, event.action_id)] = event
+            if len(self._early) > UNMATCHED_KEPT:
+                del self._early[next(iter(self._early))]
 
     def forget_server(self, server: str) -> None:
         """The server's link is lost: its pending OriginateResponses will never come."""
         for key in [k for k in self._originates if k[0] == server]:
             self._originates.pop(key).cancel()
+        for key in [k for k in self._early if k[0] == server]:
+            del self._early[key]
 
     async def originate_response(self, result: CommandSucceeded, timeout: float) -> OriginateResponse | None:
         """The OriginateResponse of a queued Originate (its `success`, `reason`), or None if none came in
