@@ -1,8 +1,15 @@
-"""ctid.bus: delivers domain events to the components in-process, in order, isolating their failures."""
+"""ctid.bus: delivers domain events to the components in-process, in order, isolating their failures.
+
+Events published while the bus is delivering (routing's AgentStateChanged in answer to a CallConnected)
+queue behind the event being delivered, so every subscriber sees each cause before its effects, and all
+events in publish order. Each batch names its origin: the Asterisk server it came from, or the component
+that published it (`ROUTING`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 
 import structlog
 
@@ -11,23 +18,40 @@ from ctid.state.domain import DomainEvent
 
 log = structlog.get_logger("ctid.bus")
 
-Subscriber = Callable[[str, DomainEvent], None]  # (server name, event)
+Subscriber = Callable[[str, DomainEvent], None]  # (origin: a server name or a component's, event)
+
+ROUTING = "routing"  # the origin of the events routing publishes (agent states)
+COMPONENT_ORIGINS = frozenset({ROUTING})  # origins that are not Asterisk servers
 
 
 class EventBus:
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
-        self._counters: dict[str, object] = {}
+        self._queue: deque[tuple[str, DomainEvent]] = deque()
+        self._delivering = False
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
-    def publish(self, server: str, events: list[DomainEvent]) -> None:
-        for event in events:
-            DOMAIN_EVENTS.labels(event.kind).inc()
-            for subscriber in list(self._subscribers):
-                try:
-                    subscriber(server, event)
-                except Exception:  # a failing consumer never stops the others or the AMI reader
-                    log.exception("bus_subscriber_failed", kind=event.kind, linkedid=event.linkedid)
+    def publish(self, origin: str, events: Iterable[DomainEvent]) -> None:
+        """Deliver `events` to every subscriber; from inside a delivery, after what is already queued."""
+        self._queue.extend((origin, event) for event in events)
+        if self._delivering:
+            return  # the outermost publish delivers them, in order
+        self._delivering = True
+        try:
+            while self._queue:
+                self._deliver(*self._queue.popleft())
+        finally:
+            self._delivering = False
+
+    def _deliver(self, origin: str, event: DomainEvent) -> None:
+        DOMAIN_EVENTS.labels(event.kind).inc()
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(origin, event)
+            except Exception:  # a failing consumer never stops the others or the AMI reader
+                log.exception(
+                    "bus_subscriber_failed", kind=event.kind, linkedid=event.linkedid, origin=origin
+                )

@@ -16,17 +16,17 @@ from sqlalchemy import Engine
 
 from ctid.ami.client import AmiConnection, ResyncSnapshot
 from ctid.ami.events import AmiEvent
-from ctid.bus import EventBus
+from ctid.bus import ROUTING, EventBus
 from ctid.clock import Clock, SystemClock
 from ctid.config import AsteriskServer, CtidConfig, WallboardSettings
 from ctid.errors import AmiError
+from ctid.executor import CommandExecutor
 from ctid.metrics import CALLS_ACTIVE
 from ctid.state import CallStateModel
 from ctid.state.domain import CallArrived, CallEnded, DomainEvent, MonitoringStopped
 from ivr import IvrServer
 from reports.log import InteractionLog
 from reports.wallboard import Wallboard
-from routing.commands import AmiAction
 from routing.persist import AgentStateStore
 from routing.service import RoutingService
 from routing.versions import RoutingConfigManager
@@ -67,6 +67,8 @@ class Ctid:
         self.interaction_log = InteractionLog(config.database, Path(config.spool))
         self.bus.subscribe(self.interaction_log.record)
         self.servers: dict[str, ServerState] = {}
+        # the one sender of AMI actions for the components
+        self.executor = CommandExecutor(lambda name: self.servers[name].connection)
         self.routing: RoutingService | None = None
         self.routing_config: RoutingConfigManager | None = None
         self._watch_stop = asyncio.Event()
@@ -105,9 +107,9 @@ class Ctid:
             if self.routing is None:
                 self.routing = RoutingService(
                     cfg,
-                    self._send_actions,
+                    self.executor.execute,
                     self.clock,
-                    publish=lambda events: self.bus.publish("", events),
+                    publish=lambda events: self.bus.publish(ROUTING, events),
                     save_states=agent_states.save,
                 )
             else:
@@ -123,17 +125,6 @@ class Ctid:
         self.wallboard = make_wallboard(self.config.wallboard, routing, self.agents, self.clock)
         self.bus.subscribe(self.wallboard.on_event)
 
-    async def _send_actions(self, server: str, actions: list[AmiAction]) -> bool:
-        """Send a command's actions in order; stop at the first one Asterisk refuses."""
-        connection = self.servers[server].connection
-        for name, headers in actions:
-            fields: dict[str, Any] = headers  # header names never clash with action()'s timeout
-            response = await connection.action(name, **fields)
-            if response.get("Response") != "Success":
-                log.warning("ami_action_refused", server=server, action=name, message=response.get("Message"))
-                return False
-        return True
-
     def _make_server(self, server: AsteriskServer) -> ServerState:
         routing = self.routing
         # a caller with no usable CTID_QUEUE waits in its dialled number's queue (routing.yaml, as reloaded)
@@ -147,6 +138,7 @@ class Ctid:
         def on_event(event: AmiEvent) -> None:
             now = event.ts if event.ts is not None else self.clock.now()
             state.last_seen = now
+            self.executor.on_ami_event(server.name, event)
             self.bus.publish(server.name, model.apply(event, now))
 
         def on_resync(snapshot: ResyncSnapshot) -> None:
@@ -164,6 +156,7 @@ class Ctid:
             self._first_sync_done(server.name)
 
         def on_disconnect() -> None:
+            self.executor.forget_server(server.name)
             if self._stopping:
                 return  # a shutdown is not a gap in what ctid saw
             start = state.last_seen if state.last_seen is not None else self.clock.now()

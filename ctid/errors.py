@@ -18,7 +18,12 @@ class AmiError(CtidError):
 
 
 class AmiActionError(AmiError):
-    """Asterisk answered an action with Response: Error."""
+    """Asterisk answered an action with Response: Error; `message` is its Message, `response` its headers."""
+
+    def __init__(self, text: str, message: str = "", response: dict[str, str] | None = None) -> None:
+        super().__init__(text)
+        self.message = message or text
+        self.response = response or {}
 
 
 class AmiTimeout(AmiError):

@@ -53,6 +53,10 @@ ROUTING_DECISION_SECONDS = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1),
 )
 ROUTING_COMMANDS = Counter("ctid_routing_commands_total", "Routing commands sent", ["command", "outcome"])
+# outcome: ok, refused (Asterisk said Error), timeout, not_connected, failed
+COMMAND_RESULTS = Counter(
+    "ctid_commands_total", "Commands carried out over AMI, by command and outcome", ["command", "outcome"]
+)
 SERVICE_LEVEL = Gauge("ctid_service_level_ratio", "Service level today (METRICS.md), by queue", ["queue"])
 ABANDON_RATIO = Gauge("ctid_abandon_ratio", "Abandon rate today (METRICS.md), by queue", ["queue"])
 WAIT_SECONDS = Histogram(

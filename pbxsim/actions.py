@@ -159,7 +159,8 @@ def originate(world: World, msg: AmiMessage) -> list[AmiMessage]:
             name, sep, value = assignment.partition("=")
             if sep:
                 variables.append((name.strip(), value))
-    call = OriginateCall(world, msg.action_id, spec, context, exten, priority, timeout)
+    uniqueids = (msg.get("ChannelId") or "", msg.get("OtherChannelId") or "")
+    call = OriginateCall(world, msg.action_id, spec, context, exten, priority, timeout, uniqueids)
     world.soon(lambda: call.start(callerid, variables))
     return success(msg, "Originate successfully queued")
 
@@ -361,6 +362,8 @@ KNOWN_HEADERS = {
         "Async",
         "Application",
         "Data",
+        "ChannelId",
+        "OtherChannelId",
         "Username",
         "Secret",
         "Events",

@@ -55,13 +55,19 @@ class Destination:
 
 
 def create_leg(
-    world: World, dest: Destination, caller: Channel | None, linkedid: str | None
+    world: World,
+    dest: Destination,
+    caller: Channel | None,
+    linkedid: str | None,
+    uniqueids: tuple[str, str] = ("", ""),
 ) -> Channel | None:
-    """The outgoing channel for `dest`, announced as Dial announces it; None when it cannot exist."""
+    """The outgoing channel for `dest`, announced as Dial announces it; None when it cannot exist.
+
+    `uniqueids`: an Originate's ChannelId and OtherChannelId (the Local channel's ;2), when it chose them."""
     if dest.tech == "Local":
         if world.dialplan.find(dest.context, dest.exten) is None:
             return None
-        one, two = world.new_local_pair(dest.exten, dest.context, linkedid)
+        one, two = world.new_local_pair(dest.exten, dest.context, linkedid, uniqueids)
         if caller is not None:
             # Asterisk updates a channel's ids before it publishes the NewCallerid / NewConnectedLine
             # events, so the snapshots in between already carry them
@@ -82,7 +88,12 @@ def create_leg(
     if endpoint is None or endpoint.name not in world.registered:
         return None
     phone = world.new_pjsip(
-        endpoint, state=ChannelState.DOWN, context=endpoint.context, exten="s", linkedid=linkedid
+        endpoint,
+        state=ChannelState.DOWN,
+        context=endpoint.context,
+        exten="s",
+        linkedid=linkedid,
+        uniqueid=uniqueids[0],
     )
     if caller is not None:
         world.set_var(phone, "DIALEDPEERNUMBER", dest.resource)
@@ -355,9 +366,11 @@ class OriginateCall(Leg):
         exten: str,
         priority: int,
         timeout: float,
+        uniqueids: tuple[str, str] = ("", ""),
     ) -> None:
         self.world = world
         self.action_id = action_id
+        self.uniqueids = uniqueids  # ChannelId, OtherChannelId
         self.spec = spec
         self.context, self.exten, self.priority = context, exten, priority
         self.timeout = timeout
@@ -368,7 +381,7 @@ class OriginateCall(Leg):
     def start(self, callerid: tuple[str, str] | None, variables: list[tuple[str, str]]) -> None:
         w = self.world
         dest = Destination.parse(self.spec)
-        out = create_leg(w, dest, None, None) if dest is not None else None
+        out = create_leg(w, dest, None, None, self.uniqueids) if dest is not None else None
         if dest is None or out is None:
             self._respond(False, 0)
             return

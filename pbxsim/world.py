@@ -249,17 +249,19 @@ class World:
         return ch
 
     def new_local_pair(
-        self, exten: str, context: str, linkedid: str | None = None
+        self, exten: str, context: str, linkedid: str | None = None, uniqueids: tuple[str, str] = ("", "")
     ) -> tuple[Channel, Channel]:
-        """Both halves of Local/EXTEN@CONTEXT, announced with Newchannel; ;2 will run the dialplan."""
+        """Both halves of Local/EXTEN@CONTEXT, announced with Newchannel; ;2 will run the dialplan.
+
+        `uniqueids` are an Originate's ChannelId and OtherChannelId, when it chose them."""
         base = f"Local/{exten}@{context}-{self._counter('Local'):08x}"
-        uid1 = self.new_uniqueid()
+        uid1 = uniqueids[0] or self.new_uniqueid()
         one = Channel(
             base + ";1", uid1, linkedid or uid1, "Local", self.now, context=context, exten=exten, half=1
         )
         two = Channel(
             base + ";2",
-            self.new_uniqueid(),
+            uniqueids[1] or self.new_uniqueid(),
             one.linkedid,
             "Local",
             self.now,
@@ -298,8 +300,9 @@ class World:
         linkedid: str | None = None,
         cid: tuple[str, str] | None = None,
         inbound: bool = False,
+        uniqueid: str = "",
     ) -> Channel:
-        uid = self.new_uniqueid()
+        uid = uniqueid or self.new_uniqueid()
         ch = Channel(
             f"PJSIP/{endpoint.name}-{self._counter('PJSIP'):08x}",
             uid,

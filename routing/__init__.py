@@ -1,5 +1,6 @@
 """routing: ctid's ACD. Pure decisions over a snapshot of agents and waiting contacts (`decide`)."""
 
+from ctid.commands import Command, OfferCall
 from routing.acd import Acd
 from routing.agents import AgentBook, AgentRecord, AgentStateError
 from routing.config import RoutingConfig, is_open, load_routing, load_routing_checked, queue_policies
@@ -8,8 +9,6 @@ from routing.engine import decide, effective_priority, queue_order
 from routing.model import (
     AgentStatus,
     AgentView,
-    Command,
-    OfferCall,
     QueuePolicy,
     RoutingSnapshot,
     Strategy,

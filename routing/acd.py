@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from ctid.commands import OfferCall
 from ctid.state import domain as d
 from routing.agents import AgentBook
 from routing.engine import decide
-from routing.model import OfferCall, QueuePolicy, RoutingSnapshot, WaitingCall
+from routing.model import QueuePolicy, RoutingSnapshot, WaitingCall
 
 # (tier, customer id) -> base priority; the priority rules of routing.yaml
 PriorityOf = Callable[[str, str], float]

@@ -10,10 +10,10 @@ import itertools
 from collections.abc import Callable
 from operator import itemgetter
 
+from ctid.commands import OfferCall
 from routing.model import (
     AgentStatus,
     AgentView,
-    OfferCall,
     QueuePolicy,
     RoutingSnapshot,
     Strategy,

@@ -1,8 +1,8 @@
-"""The routing engine's inputs and outputs as plain immutable data: a snapshot in, commands out."""
+"""The routing engine's inputs as plain immutable data: a snapshot in (its commands out are ctid.commands)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -78,45 +78,3 @@ class RoutingSnapshot:
     waiting: tuple[WaitingCall, ...]
     ageing_per_s: float = 1.0  # priority points gained per second of waiting
     head_start_after_s: float = 0.0  # how long a caller waits before their base priority counts
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """Base of what routing asks the AMI layer to do."""
-
-
-@dataclass(frozen=True, slots=True)
-class OfferCall(Command):
-    """Setvar CTID_AGENT_DIAL / CTID_RING_TIMEOUT on the contact, then Redirect it to ctid-connect."""
-
-    linkedid: str
-    channel: str
-    agent_id: str
-    device: str
-    ring_timeout_s: float
-    queue: str
-    priority: float = field(default=0.0)
-
-
-@dataclass(frozen=True, slots=True)
-class SendTo(Command):
-    """Move a waiting contact out of the queue: to voicemail, a callback offer, or hang it up.
-
-    `action` is one of routing.yaml's closed/overflow actions: voicemail, callback, hangup.
-    """
-
-    linkedid: str
-    channel: str
-    queue: str
-    action: str
-    reason: str  # closed, overflow, max_wait
-
-
-@dataclass(frozen=True, slots=True)
-class MoveToQueue(Command):
-    """Put a waiting contact in another queue (closed_action queue:<name>); Asterisk's records follow."""
-
-    linkedid: str
-    channel: str
-    queue: str
-    reason: str

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from ctid.commands import Command, MoveToQueue, SendTo
 from routing.config import RoutingConfig, is_open
-from routing.model import Command, MoveToQueue, SendTo, WaitingCall
+from routing.model import WaitingCall
 
 LEAVING = ("callback", "voicemail", "hangup")
 

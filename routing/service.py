@@ -1,9 +1,9 @@
-"""The ACD inside the daemon: domain events in, routing commands out as AMI actions.
+"""The ACD inside the daemon: domain events in, commands out to `execute` (ctid's CommandExecutor).
 
-Thin around the pure parts: `Acd` (waiting contacts, agent states, `decide`), `queue_rules` (closed
-hours, overflow out, max wait) and `ami_actions`. It keeps which server each call is on, runs a routing
-pass after every batch of events and once a second (ageing, overflow steps, wrap-up ends), and sends
-each command's actions to the call's server; an action Asterisk refuses undoes its offer.
+Thin around the pure parts: `Acd` (waiting contacts, agent states, `decide`) and `queue_rules` (closed
+hours, overflow out, max wait). It keeps which server each call is on, runs a routing pass after every
+batch of events and once a second (ageing, overflow steps, wrap-up ends), and has each command carried
+out on the call's server; an offer that fails (Asterisk refused it, or the link was lost) is undone.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from typing import Any
 
 import structlog
 
+from ctid.bus import COMPONENT_ORIGINS
 from ctid.clock import Clock
+from ctid.commands import Command, MoveToQueue, OfferCall, SendTo, SetVariable
+from ctid.executor import CommandFailed, CommandResult
 from ctid.metrics import (
     AGENTS,
     CALLS_WAITING,
@@ -28,17 +31,16 @@ from ctid.metrics import (
 from ctid.state import domain as d
 from routing.acd import Acd
 from routing.agents import AgentBook, AgentRecord, SavedAgentState, restore_agents
-from routing.commands import AmiAction, ami_actions
 from routing.config import RoutingConfig, queue_policies
 from routing.engine import effective_priority
-from routing.model import AgentStatus, Command, MoveToQueue, OfferCall, SendTo
+from routing.model import AgentStatus
 from routing.rules import queue_rules
 from routing.value import CustomerValue, PriorityRules, Tier, base_priority
 
 log = structlog.get_logger("routing.service")
 
-# (server, actions) -> whether Asterisk accepted every action
-Send = Callable[[str, list[AmiAction]], Awaitable[bool]]
+# (server, command) -> how it went (ctid.executor.CommandExecutor.execute)
+Execute = Callable[[str, Command], Awaitable[CommandResult]]
 TICK_S = 0.25
 DEFAULT_HANDLE_S = 240.0  # a queue's talk time until its own calls say otherwise
 HANDLE_EMA = 0.1  # weight of the newest call in a queue's running talk time
@@ -79,19 +81,19 @@ class _Sent:
 
 
 class RoutingService:
-    """One site's inbound routing, fed by the bus, acting through `send`."""
+    """One site's inbound routing, fed by the bus, acting through `execute`."""
 
     def __init__(
         self,
         cfg: RoutingConfig,
-        send: Send,
+        execute: Execute,
         clock: Clock,
         *,
         occupancy_window_s: float = 3600.0,
         publish: Callable[[list[d.DomainEvent]], None] | None = None,
         save_states: Callable[[list[SavedAgentState]], None] | None = None,
     ) -> None:
-        self.send = send
+        self.execute = execute
         self.publish = publish  # where agent state changes go (the bus, hence the interaction log)
         self.save_states = save_states  # where agents' new states go to survive a restart (routing.persist)
         self.clock = clock
@@ -153,7 +155,8 @@ class RoutingService:
     # ---- events in --------------------------------------------------------------------------------
 
     def on_event(self, server: str, event: d.DomainEvent) -> None:
-        if event.linkedid:
+        # only an Asterisk server's events say where a call is; a component's (our own agent states) do not
+        if event.linkedid and server and server not in COMPONENT_ORIGINS:
             if isinstance(event, d.CallEnded):
                 self.server_of.pop(event.linkedid, None)
             else:
@@ -254,17 +257,14 @@ class RoutingService:
     async def _set_queue_variable(self, server: str, event: d.QueueAssigned) -> None:
         """ctid chose the contact's queue: CTID_QUEUE on the channel says so, so Asterisk's records agree."""
         bound = log.bind(linkedid=event.linkedid, uniqueid=event.uniqueid, server=server)
-        action: AmiAction = (
-            "Setvar",
-            {"Channel": event.channel, "Variable": "CTID_QUEUE", "Value": event.queue},
-        )
-        try:
-            ok = await self.send(server, [action])
-        except Exception as exc:  # a lost link: the resync reads CTID_QUEUE back and chooses again
-            bound.warning("queue_variable_failed", error=str(exc) or type(exc).__name__)
-            ok = False
+        command = SetVariable(event.channel, "CTID_QUEUE", event.queue, linkedid=event.linkedid)
+        result = await self.execute(server, command)
+        if isinstance(
+            result, CommandFailed
+        ):  # a lost link: the resync reads CTID_QUEUE back and chooses again
+            bound.warning("queue_variable_failed", error=result.message, reason=result.reason)
         # the dialplan named no queue, or one routing.yaml lacks: its IVR step failed or ctid was away
-        bound.warning("call_queue_assigned", queue=event.queue, asked=event.asked, ok=ok)
+        bound.warning("call_queue_assigned", queue=event.queue, asked=event.asked, ok=result.ok)
 
     def step(self, now: float) -> list[tuple[str, Command]]:
         """One routing pass: queue rules first (closed, overflow out, max wait), then offers to agents."""
@@ -287,13 +287,14 @@ class RoutingService:
         return out
 
     async def _execute(self, server: str, command: Command) -> None:
-        name = type(command).__name__
+        name = command.kind
         bound = log.bind(linkedid=getattr(command, "linkedid", ""), server=server, command=name)
-        try:
-            ok = await self.send(server, ami_actions(command))
-        except Exception as exc:  # a lost link or a timeout: Asterisk never moved the call
-            bound.warning("routing_command_failed", error=str(exc) or type(exc).__name__)
-            ok = False
+        result = await self.execute(server, command)
+        ok = result.ok
+        if isinstance(result, CommandFailed):  # refused, or a lost link or a timeout: the call did not move
+            bound.warning(
+                "routing_command_failed", action=result.action, reason=result.reason, error=result.message
+            )
         ROUTING_COMMANDS.labels(name, "ok" if ok else "failed").inc()
         if isinstance(command, OfferCall):
             bound.info("call_offered", agent=command.agent_id, queue=command.queue, ok=ok)

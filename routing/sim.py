@@ -2,7 +2,7 @@
 
 Every AMI event the world emits goes through `decode_event` and `CallStateModel.apply` into domain
 events for the `Acd`; its offers go back to the world as the AMI actions the daemon would send
-(`routing.commands.ami_actions`). No sockets and no wall clock, so a day of traffic runs in seconds and
+(`ctid.commands.ami_actions`). No sockets and no wall clock, so a day of traffic runs in seconds and
 the same seed gives the same callers, with the same patience and talk times, whatever the routing does.
 
 Not exported by `routing/__init__`: the daemon must not load pbxsim.
@@ -22,13 +22,13 @@ import structlog
 from ctid.ami.events import decode_event, relevant
 from ctid.ami.message import AmiMessage
 from ctid.ami.parser import AmiParser
+from ctid.commands import OfferCall, ami_actions
 from ctid.state import CallStateModel
 from ctid.state import domain as d
 from pbxsim import AgiSession, Endpoint, PhonePlan, TrafficGenerator, TrafficProfile, World, call_center_site
 from routing.acd import Acd, PriorityOf, flat_priority
 from routing.agents import AgentBook, AgentRecord
-from routing.commands import ami_actions
-from routing.model import AgentStatus, OfferCall, QueuePolicy, Strategy
+from routing.model import AgentStatus, QueuePolicy, Strategy
 from routing.value import PriorityRules, Tier, base_priority
 
 if TYPE_CHECKING:

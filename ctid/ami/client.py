@@ -446,7 +446,8 @@ class AmiConnection(Manager):  # type: ignore[misc]
         pending = self._send(action, headers, is_list=False)
         response, _ = await self._await(pending, timeout)
         if response.name == "Error":
-            raise AmiActionError(f"{action}: {response.get('Message', '')}")
+            message = response.get("Message", "")
+            raise AmiActionError(f"{action}: {message}", message, response.headers)
         return response
 
     async def listed_channels(self) -> set[str]:

@@ -31,7 +31,7 @@ CTID_CONTEXTS = frozenset(
         "ctid-voicemail",
     }
 )
-# where ctid sends a contact out of its queue (routing.commands.SEND_CONTEXTS)
+# where ctid sends a contact out of its queue (ctid.commands.SEND_CONTEXTS)
 DEFLECT_CONTEXTS = {"ctid-callback": "callback", "ctid-voicemail": "voicemail"}
 # variables ctid sets on the contact; Asterisk's own records then show where each call waited
 TRACKED_VARIABLES = frozenset(

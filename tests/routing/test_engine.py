@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ctid.commands import OfferCall
 from routing import (
     AgentStatus,
     AgentView,
@@ -16,7 +17,6 @@ from routing import (
     effective_priority,
 )
 from routing.engine import agent_key, qualifies, queue_order
-from routing.model import OfferCall
 
 NOW = 10_000.0
 SALES = QueuePolicy("sales", skills=(("sales", 3),), ring_timeout_s=12.0)
