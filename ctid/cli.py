@@ -295,7 +295,6 @@ def no_contacts(start: float, end: float, zone: str, url: str) -> str:
 
 
 def _cmd_sim_day(args: argparse.Namespace) -> int:
-    from ctid.daemon import ensure_sqlite_directory
     from ctid.errors import ConfigError
     from ctid.logging import configure_logging
     from ctid.simday import DEFAULT_ROUTING, report_period, sim_day
@@ -304,8 +303,7 @@ def _cmd_sim_day(args: argparse.Namespace) -> int:
     routing_path = need_readable(args.routing) if args.routing else DEFAULT_ROUTING
     database = sqlite_file(args.db)
     if database is not None:
-        ensure_sqlite_directory(args.db)
-        need_writable(database)
+        need_writable(database)  # its directory made (./var by default)
     ami_log = need_writable(args.ami_log)
     try:
         result = asyncio.run(
