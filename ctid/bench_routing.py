@@ -15,12 +15,12 @@ import statistics
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import structlog
 
 from ctid.daemon import tune_gc
+from ctid.samples import sample_path
 from ctid.state.domain import DomainEvent
 from reports.kpi import DEFAULT_SETTINGS, agent_performance, contacts, percentile, queue_figures
 from reports.log import event_row
@@ -33,7 +33,7 @@ from routing.value import PriorityRules, Tier, base_priority
 
 log = structlog.get_logger("ctid.bench_routing")
 
-ROUTING_YAML = Path(__file__).resolve().parents[1] / "config" / "routing.yaml"
+ROUTING_YAML = sample_path("routing.yaml")  # the shipped sample, wherever ctid is installed
 SERVER = "pbxsim"  # the interaction rows' server
 # reports.kpi.queue_figures' keys shown per policy and tier (METRICS.md; service level within 20 s)
 FIGURES = (

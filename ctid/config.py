@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -212,3 +215,80 @@ def check_config_command(paths: Sequence[str], *, env: Mapping[str, str] | None 
         else:
             print(f"OK {path}")
     return status
+
+
+# --- which kind of file `ctid check-config` was given ------------------------------------------------------
+
+# a key at the start of a line (block style): plain, or quoted as "..." or '...'
+_TOP_LEVEL_KEY = re.compile(
+    r"""^(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'"""
+    r"""|(?P<plain>[^\s#'"\-\[\]{}?:,&*!|>%@`][^:#\n]*?))\s*:(?:[ \t]|$)"""
+)
+_UNKNOWN_TYPO = re.compile(
+    r"^.*?:\d+:\d+: (?P<path>\S+): unknown key '(?P<key>[^']*)' \(did you mean '(?P<near>[^']*)'\?\)$"
+)
+_MISSING = re.compile(r"^.*?:\d+:\d+: (?P<path>\S+): required key is missing$")
+
+
+def top_level_keys(text: str) -> list[str]:
+    """The keys of a document's top-level mapping as written in block style (the first occurrence of each).
+
+    Read line by line, not parsed: it must cost nothing on a hostile file (the loader refuses those after).
+    """
+    keys: dict[str, None] = {}
+    for line in text.splitlines():
+        match = _TOP_LEVEL_KEY.match(line)
+        if match is not None:
+            keys[(match["dq"] or match["sq"] or match["plain"] or "").strip()] = None
+    return list(keys)
+
+
+@dataclass(frozen=True, slots=True)
+class FileKind:
+    """What check-config makes of a file: `kind` when one kind has the most top-level keys in common with it,
+    else None and `problem`, one line saying which kinds it could be."""
+
+    kind: str | None
+    problem: str = ""
+
+
+def file_kind(path: str, keys: Sequence[str], kinds: Mapping[str, frozenset[str]]) -> FileKind:
+    """Score the file's top-level `keys` against each kind's keys: the most in common wins."""
+    scores = {kind: sum(1 for key in keys if key in known) for kind, known in kinds.items()}
+    best = max(scores.values(), default=0)
+    leaders = [kind for kind, score in scores.items() if score == best]
+    if best > 0 and len(leaders) == 1:
+        return FileKind(leaders[0])
+    names = " or a ".join(kinds)
+    if best == 0:
+        hints = []
+        for key in keys:
+            for kind, known in kinds.items():
+                close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+                if close:
+                    hints.append(f"'{key}' (did you mean '{close[0]}' of a {kind}?)")
+                    break
+        detail = "; unknown: " + ", ".join(hints) if hints else ""
+        listed = "; ".join(f"{kind}: {', '.join(sorted(known))}" for kind, known in kinds.items())
+        return FileKind(
+            None, f"{path}: could be a {names}, but has none of their top-level keys ({listed}){detail}"
+        )
+    shared = "; ".join(f"{kind}: {', '.join(key for key in keys if key in kinds[kind])}" for kind in leaders)
+    return FileKind(
+        None,
+        f"{path}: could be a {' or a '.join(leaders)}: as many top-level keys of each ({shared}); "
+        "keep the keys of one kind",
+    )
+
+
+def fold_typos(errors: Sequence[str]) -> list[str]:
+    """Drop "K: required key is missing" where the same mapping has an unknown key that is a typo of K:
+    the typo's own line ("unknown key 'queuse' (did you mean 'queues'?)") already says all there is."""
+    typos: set[str] = set()
+    for line in errors:
+        match = _UNKNOWN_TYPO.match(line)
+        if match is not None and match["path"].endswith(match["key"]):
+            typos.add(match["path"][: len(match["path"]) - len(match["key"])] + match["near"])
+    return [
+        line for line in errors if (missing := _MISSING.match(line)) is None or missing["path"] not in typos
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -27,19 +28,32 @@ def open_hours_start(cfg: RoutingConfig, now: float) -> float:
     return now
 
 
+def where_logged(url: str) -> str:
+    """The interaction log's database as the banner shows it: a SQLite file by its absolute path (the
+    sample's `sqlite:///var/ctid.db` is relative to the directory ctid was started in)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return (
+            f"{Path(parsed.database).resolve()} (ctid report queue-summary --db sqlite:///{parsed.database})"
+        )
+    return parsed.render_as_string(hide_password=True)
+
+
 async def run_demo(config_path: Path, *, seed: int, speed: float, calls_per_hour: float) -> int:
     from pbxsim import PbxSimServer, TrafficGenerator, TrafficProfile, World, WorldClock, call_center_site
 
     try:
         config = load_config(config_path)
+        if config.routing is None:
+            print(f"{config_path}: the demo needs a routing file (routing: routing.yaml)", file=sys.stderr)
+            return 1
+        routing_cfg = load_routing(config.routing)
     except ConfigError as exc:
-        print("\n".join(exc.errors))
-        return 1
+        print("\n".join(exc.errors), file=sys.stderr)
+        return 2 if any(": cannot read: " in line for line in exc.errors) else 1
     configure_logging(config.log.format, "warning")
-    if config.routing is None:
-        print(f"{config_path}: the demo needs a routing file (routing: routing.yaml)")
-        return 1
-    routing_cfg = load_routing(config.routing)
     pbx = config.asterisk[0]
     # pbxsim plays the agents' phones of routing.yaml (PJSIP/1001 ...), and runs on office hours
     phones = [a.device.split("/", 1)[1] for a in routing_cfg.agents if a.device.startswith("PJSIP/")]
@@ -75,6 +89,8 @@ async def run_demo(config_path: Path, *, seed: int, speed: float, calls_per_hour
         f"  history      {base}/api/calls/history\n"
         f"  metrics      {base}/metrics\n"
         f"  health       {base}/healthz\n"
+        f"  config       {config_path}\n"
+        f"  log          {where_logged(config.database)}\n"
         "Ctrl-C stops.",
         flush=True,
     )

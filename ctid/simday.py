@@ -8,6 +8,7 @@ reports can be checked against an independent recount of that stream.
 from __future__ import annotations
 
 import asyncio
+import math
 import tempfile
 import time
 from dataclasses import replace
@@ -18,12 +19,13 @@ from zoneinfo import ZoneInfo
 
 from ctid.config import load_config
 from ctid.daemon import Ctid
+from ctid.samples import sample_path
 from routing.agents import NO_ANSWER
 from routing.config import load_routing
 from routing.model import AgentStatus
 from routing.service import RoutingService
 
-DEFAULT_ROUTING = Path(__file__).resolve().parents[1] / "config" / "routing.yaml"
+DEFAULT_ROUTING = sample_path("routing.yaml")  # the shipped sample, wherever ctid is installed
 STEP_S = 1.0  # virtual seconds between routing passes
 NO_ANSWER_BACK_S = 120.0  # how long a simulated agent stays away after letting a call ring out
 SPINS = 12  # event-loop turns per step: AMI events reach ctid, its actions reach pbxsim and are answered
@@ -36,6 +38,23 @@ def day_start(routing_path: Path, seed: int) -> float:
     zone = ZoneInfo(hours.timezone if hours else "UTC")
     monday = datetime(2026, 11, 2, 8, 0, tzinfo=zone)
     return monday.timestamp() + 7 * 86400 * (seed % 40)
+
+
+def report_period(routing_path: Path, virtual_start: float, hours: float) -> list[str]:
+    """The `ctid report` arguments naming a simulated day's period, in the zone of its business hours."""
+    cfg = load_routing(routing_path)
+    hours_cfg = next((cfg.hours[q.hours] for q in cfg.queues.values() if q.hours), None)
+    zone = hours_cfg.timezone if hours_cfg else "UTC"
+    start = datetime.fromtimestamp(round(virtual_start), ZoneInfo(zone))
+    end = datetime.fromtimestamp(math.ceil(round(virtual_start + hours * 3600, 3)), ZoneInfo(zone))
+    return [
+        "--from",
+        start.isoformat(timespec="seconds"),
+        "--to",
+        end.isoformat(timespec="seconds"),
+        "--timezone",
+        zone,
+    ]
 
 
 def back_from_no_answer(routing: RoutingService, now: float) -> None:
