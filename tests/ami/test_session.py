@@ -295,3 +295,42 @@ def test_event_counts_are_bounded_and_survive_a_new_connection() -> None:
     session.connection_made()
     session.receive(BANNER + newchannel("2.2"), 3.0)
     assert session.event_counts == {"other": 50, "Newchannel": 2}
+
+
+def test_real_asterisk_resync_session_replayed_lists_and_answers_come_back_whole() -> None:
+    """The second session of the resync capture (a real Asterisk), re-keyed to the session's ActionIDs."""
+    from tests.transcripts import load_transcript
+
+    lists = {"CoreShowChannels", "Status", "DeviceStateList", "ExtensionStateList"}
+    session = AmiSession()
+    session.connection_made()
+    ours: dict[str, str] = {}
+    names: dict[str, str] = {}
+    items_seen: dict[str, int] = {}
+    outputs: list[SessionOutput] = [*session.receive(BANNER, 0.0)]
+    now = 0.0
+    for direction, message in load_transcript("resync").sessions[1].exchange:
+        now += 0.001
+        theirs = message.get("ActionID")
+        if direction == "sent":
+            headers = {k: v for k, v in message.fields if k not in ("Action", "ActionID")}
+            action_id, _ = session.send_action(message.name, headers, now, is_list=message.name in lists)
+            assert theirs is not None
+            ours[theirs], names[action_id] = action_id, message.name
+            continue
+        fields = [(k, ours.get(v, v) if k == "ActionID" else v) for k, v in message.fields]
+        if theirs in ours and message.is_event and not message.name.endswith("Complete"):
+            items_seen[ours[theirs]] = items_seen.get(ours[theirs], 0) + 1
+        outputs += session.receive(AmiMessage(fields).to_bytes(), now)
+    done = {o.action: o for o in outputs if isinstance(o, ActionCompleted)}
+    assert sorted(o.action for o in outputs if isinstance(o, ActionCompleted)) == sorted(names.values())
+    for name in lists:
+        answer = done[name]
+        assert answer.ok and len(answer.items) == items_seen.get(answer.action_id, 0)
+        assert all(item.get("ActionID") == answer.action_id for item in answer.items)
+    assert len(done["CoreShowChannels"].items) >= 2  # the caller who waits and the one who talks
+    assert done["Getvar"].ok and done["Ping"].response.get("Ping") == "Pong"
+    assert not done["NoSuchAction"].ok and done["NoSuchAction"].message  # Asterisk's words, typed
+    assert not any(isinstance(o, ActionFailed) for o in outputs)
+    list_ids = {done[name].action_id for name in lists}
+    assert not [o for o in outputs if isinstance(o, ev.AmiEvent) and o.action_id in list_ids]  # not leaked
