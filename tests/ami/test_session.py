@@ -334,3 +334,23 @@ def test_real_asterisk_resync_session_replayed_lists_and_answers_come_back_whole
     assert not any(isinstance(o, ActionFailed) for o in outputs)
     list_ids = {done[name].action_id for name in lists}
     assert not [o for o in outputs if isinstance(o, ev.AmiEvent) and o.action_id in list_ids]  # not leaked
+
+
+def test_the_session_module_loads_no_io() -> None:
+    import subprocess
+    import sys
+
+    probe = "import sys, ctid.ami.session; print(' '.join(sorted(sys.modules)))"
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+        ).stdout.split()
+    )
+    assert not loaded & {
+        "asyncio",
+        "socket",
+        "panoramisk",
+        "structlog",
+        "prometheus_client",
+        "ctid.ami.client",
+    }
