@@ -1,153 +1,89 @@
-"""The connection to one Asterisk server: a panoramisk Manager with ctid's own protocol, ActionID correlation,
-list actions, reconnect with exponential backoff and jitter, and a full resync after every (re)connect."""
+"""The connection to one Asterisk server: a thin asyncio shell over the sans-I/O `AmiSession`.
+
+The session decides (ActionID correlation, list collection, resync buffering, liveness, the backoff schedule);
+this shell only connects, feeds it the bytes and the time, writes what it asks for, keeps the futures of the
+actions its callers await, and schedules timers at the deadlines the session gives it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from panoramisk import Manager
-from panoramisk.ami_protocol import AMIProtocol
 
 from ctid.ami import events as ev
 from ctid.ami.message import AmiMessage
 from ctid.ami.parser import MAX_MESSAGE_BYTES, AmiParser
+from ctid.ami.session import (
+    CONTROL_OUTPUTS,
+    COUNTED_EVENTS,
+    OTHER_EVENTS,
+    PONG_GRACE,
+    RESYNC_VARIABLES,
+    ActionCompleted,
+    ActionFailed,
+    AmiSession,
+    LoggedIn,
+    Malformed,
+    Notice,
+    ResyncFailed,
+    ResyncReady,
+    ResyncSnapshot,
+    SendData,
+    SessionOutput,
+)
 from ctid.errors import AmiActionError, AmiError, AmiNotConnected, AmiTimeout
 from ctid.metrics import AMI_ACTION_SECONDS, AMI_CONNECTED, AMI_EVENTS, AMI_MALFORMED, AMI_RECONNECTS
 
+__all__ = [
+    "COUNTED_EVENTS",
+    "OTHER_EVENTS",
+    "PONG_GRACE",
+    "RESYNC_VARIABLES",
+    "AmiConnection",
+    "CtidAmiProtocol",
+    "ResyncSnapshot",
+]
+
 log = structlog.get_logger("ctid.ami")
 
-# variables read back from every channel at resync, so queue and customer survive a reconnect
-RESYNC_VARIABLES = "CTID_QUEUE,CTID_CUSTOMER,CTID_TIER,CTID_CAMPAIGN,CTID_CONTACT,AMDSTATUS"
 
-# Event names counted under their own name in ctid_ami_events_total: those ctid decodes or skips on purpose,
-# those the transcripts of a real Asterisk show, and Asterisk's other common ones. Any other name is counted
-# as OTHER_EVENTS, so a peer inventing names cannot grow the metric (or this process) without bound.
-COUNTED_EVENTS = ev.STATE_EVENTS | frozenset(
-    {
-        "AgentCalled",
-        "AgentComplete",
-        "AgentConnect",
-        "AgentRingNoAnswer",
-        "AGIExecEnd",
-        "AGIExecStart",
-        "AsyncAGIEnd",
-        "AsyncAGIExec",
-        "AsyncAGIStart",
-        "BridgeCreate",
-        "Cdr",
-        "CEL",
-        "ChallengeResponseFailed",
-        "ChallengeSent",
-        "ContactStatus",
-        "CoreShowChannel",
-        "CoreShowChannelsComplete",
-        "DeviceStateListComplete",
-        "DialState",
-        "DTMFBegin",
-        "DTMFEnd",
-        "ExtensionStateListComplete",
-        "ExtensionStatus",
-        "FailedACL",
-        "FullyBooted",
-        "HangupHandlerPop",
-        "HangupHandlerPush",
-        "HangupHandlerRun",
-        "HangupRequest",
-        "InvalidAccountID",
-        "InvalidPassword",
-        "LocalBridge",
-        "LocalOptimizationBegin",
-        "LocalOptimizationEnd",
-        "MusicOnHoldStart",
-        "MusicOnHoldStop",
-        "NewAccountCode",
-        "NewConnectedLine",
-        "PeerStatus",
-        "QueueCallerAbandon",
-        "QueueCallerJoin",
-        "QueueCallerLeave",
-        "QueueMemberStatus",
-        "Registry",
-        "Reload",
-        "RequestBadFormat",
-        "RequestNotAllowed",
-        "RTCPReceived",
-        "RTCPSent",
-        "SoftHangupRequest",
-        "Status",
-        "StatusComplete",
-        "SuccessfulAuth",
-        "UnexpectedAddress",
-        "UserEvent",
-    }
-)
-OTHER_EVENTS = "other"
-PONG_GRACE = 3  # a Ping answer may come this many stale_after late while events keep flowing
-
-
-@dataclass(frozen=True, slots=True)
-class ResyncSnapshot:
-    """Asterisk's own view after a (re)connect, before live events are trusted."""
-
-    channels: list[ev.CoreShowChannel]
-    statuses: list[ev.ChannelStatus]
-    devices: list[ev.DeviceStateChange]
-    extensions: list[ev.ExtensionStatus]
-    server_time: float | None  # Asterisk's clock (Ping's Timestamp), so ages agree with event times
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
-
-
-class CtidAmiProtocol(AMIProtocol):  # type: ignore[misc]
-    """panoramisk's protocol slot, filled with ctid's parser: whole UTF-8 messages, typed at the boundary."""
+class CtidAmiProtocol(asyncio.Protocol):
+    """The transport's side of one TCP session: bytes to the session, its outputs to the connection."""
 
     def __init__(self, connection: AmiConnection) -> None:
         self.connection = connection
-        self.parser = AmiParser(max_message_bytes=connection.max_message_bytes)
         self.transport: asyncio.Transport | None = None
         self.closed = False
+
+    @property
+    def parser(self) -> AmiParser:
+        return self.connection.session.parser
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.closed = False
+        self.connection.session.connection_made()
 
     def data_received(self, data: bytes) -> None:
         connection = self.connection
         sink = connection.raw_sink
         if sink is not None:
             sink(data)
-        parser = self.parser
-        before = parser.malformed_lines + parser.malformed_blocks
-        messages = parser.feed(data)
-        if parser.malformed_lines + parser.malformed_blocks != before:
-            AMI_MALFORMED.labels(connection.name).inc(
-                parser.malformed_lines + parser.malformed_blocks - before
-            )
-            for notice, sizes in parser.notices:  # sizes only: the content may be anything
-                connection._log.warning(notice, **sizes)
-            parser.notices.clear()
-        if messages:
-            connection.last_message = time.monotonic()
-            connection.handle_messages(messages)
+        outputs = connection.session.receive(data, time.monotonic())
+        if outputs:
+            connection.dispatch(outputs)
 
-    def send_message(self, msg: AmiMessage) -> None:
+    def send(self, data: bytes) -> None:
         if self.transport is None or self.closed:
             raise AmiNotConnected(self.connection.name)
-        self.transport.write(msg.to_bytes())
+        self.transport.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed:
@@ -160,17 +96,7 @@ class CtidAmiProtocol(AMIProtocol):  # type: ignore[misc]
             self.transport.close()
 
 
-@dataclass(slots=True)
-class _Pending:
-    future: asyncio.Future[tuple[AmiMessage, list[AmiMessage]]]
-    is_list: bool
-    action: str
-    sent_at: float
-    response: AmiMessage | None = None
-    items: list[AmiMessage] = field(default_factory=list)
-
-
-class AmiConnection(Manager):  # type: ignore[misc]
+class AmiConnection:
     """One AMI session to one Asterisk server, kept up for as long as ctid runs."""
 
     def __init__(
@@ -194,48 +120,67 @@ class AmiConnection(Manager):  # type: ignore[misc]
         raw_sink: Callable[[bytes], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(
-            host=host,
-            port=port,
-            ssl=ssl,
-            username=username,
-            secret=secret,
-            events="on",
-            ping_delay=ping_interval,
-            ping_interval=ping_interval,
-            reconnect_timeout=reconnect_min,
-            protocol_factory=CtidAmiProtocol,
-        )
         self.name = name
+        self.host = host
+        self.port = port
+        self.ssl = ssl
+        self._username = username
+        self._secret = secret
         self.action_timeout = action_timeout
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
-        self.on_event_cb = on_event
-        self.on_resync_cb = on_resync
-        self.on_disconnect_cb = on_disconnect
-        self.raw_sink = raw_sink
+        self.ping_interval = ping_interval
         self.max_message_bytes = max_message_bytes
         # with no whole message this long (a Ping answer comes every interval), a session is not live: it is
         # dropped and redone; a Ping may wait behind a backlog of events, but not for PONG_GRACE times that
         self.stale_after = stale_after if stale_after is not None else 2 * ping_interval
-        self.last_message = 0.0  # time.monotonic() of the last whole message from Asterisk
-        self.last_pong = 0.0  # time.monotonic() of the last answer to a Ping (or of the login)
+        self.on_event_cb = on_event
+        self.on_resync_cb = on_resync
+        self.on_disconnect_cb = on_disconnect
+        self.raw_sink = raw_sink
+        self.session = AmiSession(
+            action_timeout=action_timeout,
+            stale_after=self.stale_after,
+            reconnect_min=reconnect_min,
+            reconnect_max=reconnect_max,
+            max_message_bytes=max_message_bytes,
+            rng=rng or random.Random(),
+        )
         self.protocol: CtidAmiProtocol | None = None
-        self.logged_in = False
         self.synced = asyncio.Event()
         self.reconnects = 0
-        self._lists_open = 0
-        self._buffer: list[ev.AmiEvent] | None = None  # events held back while a resync runs
-        self._buffering = False
-        self.event_counts: dict[str, int] = {}  # by event name (COUNTED_EVENTS, else OTHER_EVENTS)
-        AMI_EVENTS.sources[name] = lambda: self.event_counts
-        self._rng = rng or random.Random()
-        self._ids = itertools.count(1)
-        self._pending: dict[str, _Pending] = {}
+        AMI_EVENTS.sources[name] = lambda: self.session.event_counts
+        self._futures: dict[str, tuple[asyncio.Future[ActionCompleted], asyncio.TimerHandle]] = {}
+        self._resynced: asyncio.Future[ResyncSnapshot] | None = None
+        self._had_login = False  # this TCP session logged in: its loss is a disconnect for the state model
         self._lost: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._log = log.bind(server=name)
+
+    # ---- the session's state, read through ----------------------------------------------------------
+
+    @property
+    def logged_in(self) -> bool:
+        return self.session.logged_in
+
+    @property
+    def event_counts(self) -> dict[str, int]:
+        """By event name (COUNTED_EVENTS, else OTHER_EVENTS), across reconnects."""
+        return self.session.event_counts
+
+    @property
+    def last_message(self) -> float:
+        return self.session.last_message
+
+    @property
+    def last_pong(self) -> float:
+        return self.session.last_pong
+
+    @property
+    def live(self) -> bool:
+        """Logged in, a whole message from Asterisk within `stale_after`, and Ping answered (PONG_GRACE)."""
+        return self.session.liveness(time.monotonic()).live
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
@@ -258,40 +203,23 @@ class AmiConnection(Manager):  # type: ignore[misc]
                 await self._task
             self._task = None
 
-    @property
-    def live(self) -> bool:
-        """Logged in, a whole message from Asterisk within `stale_after`, and Ping answered (PONG_GRACE)."""
-        now = time.monotonic()
-        return (
-            self.logged_in
-            and now - self.last_message <= self.stale_after
-            and now - self.last_pong <= PONG_GRACE * self.stale_after
-        )
-
     def drop(self) -> None:
         """Cut the TCP connection as a network fault would (tests); the run loop reconnects."""
         if self.protocol is not None and self.protocol.transport is not None:
             self.protocol.transport.abort()
 
     async def _run(self) -> None:
-        attempt = 0
         loop = asyncio.get_running_loop()
         while not self._stopping:
             try:
                 _, protocol = await asyncio.wait_for(
-                    loop.create_connection(
-                        lambda: CtidAmiProtocol(self),
-                        self.config["host"],
-                        self.config["port"],
-                        ssl=self.config["ssl"],
-                    ),
+                    loop.create_connection(lambda: CtidAmiProtocol(self), self.host, self.port, ssl=self.ssl),
                     timeout=self.action_timeout,
                 )
                 self.protocol = protocol
                 self._lost = loop.create_future()
                 await self._login()
                 await self._resync()
-                attempt = 0
                 self._log.info("ami_ready", reconnects=self.reconnects)
                 pinger = loop.create_task(self._ping_loop())
                 try:
@@ -301,62 +229,36 @@ class AmiConnection(Manager):  # type: ignore[misc]
             except asyncio.CancelledError:
                 raise
             except (TimeoutError, OSError, AmiError) as exc:
-                self._log.warning("ami_connect_failed", error=str(exc) or type(exc).__name__, attempt=attempt)
+                self._log.warning(
+                    "ami_connect_failed", error=str(exc) or type(exc).__name__, attempt=self.session.attempt
+                )
             finally:
                 self._session_closed()
             if self._stopping:
                 break
-            delay = min(self.reconnect_max, self.reconnect_min * (2**attempt)) * self._rng.uniform(0.5, 1.5)
-            attempt = min(attempt + 1, 16)
+            delay = self.session.next_reconnect_delay()
             self.reconnects += 1
             AMI_RECONNECTS.labels(self.name).inc()
             self._log.info("ami_reconnecting", delay_s=round(delay, 3))
             await asyncio.sleep(delay)
 
     async def _login(self) -> None:
-        resp = await self.action(
-            "Login", Username=self.config["username"], Secret=self.config["secret"], Events="on"
-        )
-        self.logged_in = True
-        self.last_pong = self.last_message = time.monotonic()
-        AMI_CONNECTED.labels(self.name).set(1)
-        self._log.info("ami_logged_in", message=resp.get("Message"))
+        await self.action("Login", Username=self._username, Secret=self._secret, Events="on")
 
     async def _resync(self) -> None:
-        """Read Asterisk's own lists, hand them over, then apply the events that came after the snapshot.
-
-        Events that arrive once CoreShowChannels has answered describe changes the snapshot does not
-        show yet (a caller who hangs up or arrives meanwhile), so they wait and follow it.
-        """
+        """Let the session read Asterisk's lists; on_resync runs, then the events held meanwhile follow."""
+        assert self.protocol is not None
+        self._resynced = asyncio.get_running_loop().create_future()
+        self._write(self.session.begin_resync(time.monotonic()))
         try:
-            server_time = _float((await self.action("Ping")).get("Timestamp"))
-        except AmiActionError:
-            server_time = None
-        self._buffer = []
-        try:
-            channels = await self.list_action("CoreShowChannels")
-            statuses = await self.list_action("Status", Variables=RESYNC_VARIABLES)
-            devices = await self.list_action("DeviceStateList")
-            extensions = await self.list_action("ExtensionStateList")
-            snapshot = ResyncSnapshot(
-                channels=[e for e in map(ev.decode_event, channels) if isinstance(e, ev.CoreShowChannel)],
-                statuses=[e for e in map(ev.decode_event, statuses) if isinstance(e, ev.ChannelStatus)],
-                devices=[e for e in map(ev.decode_event, devices) if isinstance(e, ev.DeviceStateChange)],
-                extensions=[e for e in map(ev.decode_event, extensions) if isinstance(e, ev.ExtensionStatus)],
-                server_time=server_time,
-            )
-            self._log.info("ami_resynced", channels=len(snapshot.channels), devices=len(snapshot.devices))
-            if self.on_resync_cb is not None:
-                self.on_resync_cb(snapshot)
+            await self._resynced
         finally:
-            held, self._buffer, self._buffering = self._buffer, None, False
-        for event in held or ():
-            self._deliver(event)
+            self._resynced = None
         self.synced.set()
 
     async def _ping_loop(self) -> None:
         """Ping every interval; a session gone silent (or that leaves a Ping unanswered) is dropped."""
-        interval = float(self.config["ping_interval"])
+        interval = self.ping_interval
         timeout = min(self.action_timeout, self.stale_after)
         while True:
             due = time.monotonic() + interval
@@ -366,12 +268,12 @@ class AmiConnection(Manager):  # type: ignore[misc]
                 # still wait unread in the socket, so this silence is not Asterisk's; judge at the next tick
                 self._log.info("ami_ping_loop_late", late_s=round(time.monotonic() - due, 3))
                 continue
-            if not self.live:
-                now = time.monotonic()
+            liveness = self.session.liveness(time.monotonic())
+            if not liveness.live:
                 self._log.warning(
                     "ami_stalled",
-                    silent_s=round(now - self.last_message, 3),
-                    unanswered_ping_s=round(now - self.last_pong, 3),
+                    silent_s=round(liveness.silent_s, 3),
+                    unanswered_ping_s=round(liveness.unanswered_ping_s, 3),
                 )
                 self.drop()
                 return
@@ -386,7 +288,7 @@ class AmiConnection(Manager):  # type: ignore[misc]
                 self.drop()
                 return
             except AmiActionError:
-                pass  # an error is still an answer (handle_message noted it in last_pong)
+                pass  # an error is still an answer (the session noted it in last_pong)
             except AmiError:
                 return
 
@@ -395,60 +297,70 @@ class AmiConnection(Manager):  # type: ignore[misc]
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
         # a login or resync waiting on an answer learns now, not at its timeout
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(AmiNotConnected(f"{self.name}: connection lost"))
+        self._fail_all()
+
+    def _fail_all(self) -> None:
+        self.dispatch(list(self.session.connection_lost(f"{self.name}: connection lost")))
+        for future, timer in self._futures.values():
+            timer.cancel()
+            if not future.done():
+                future.set_exception(AmiNotConnected(f"{self.name}: connection lost"))
+        self._futures.clear()
+        if self._resynced is not None and not self._resynced.done():
+            self._resynced.set_exception(AmiNotConnected(f"{self.name}: connection lost"))
 
     def _session_closed(self) -> None:
-        was_ready = self.logged_in
-        self.logged_in = False
+        was_ready, self._had_login = self._had_login, False
         self.synced.clear()
         AMI_CONNECTED.labels(self.name).set(0)
         if self.protocol is not None:
             self.protocol.close()
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(AmiNotConnected(f"{self.name}: connection lost"))
-        self._pending.clear()
-        self._lists_open = 0
+        self._fail_all()
         if was_ready and self.on_disconnect_cb is not None:
             self.on_disconnect_cb()
 
     # ---- actions ----------------------------------------------------------------------------------
 
-    def _send(self, action: str, headers: dict[str, Any], is_list: bool) -> _Pending:
-        if self.protocol is None or self.protocol.closed:
-            raise AmiNotConnected(self.name)
-        action_id = f"ctid-{next(self._ids)}"
-        msg = AmiMessage.build(("Action", action), {"ActionID": action_id, **headers})
-        future: asyncio.Future[tuple[AmiMessage, list[AmiMessage]]] = (
-            asyncio.get_running_loop().create_future()
+    def _write(self, send: SendData) -> None:
+        assert self.protocol is not None
+        self.protocol.send(send.data)
+        asyncio.get_running_loop().call_later(
+            max(0.0, send.deadline - time.monotonic()), self._expire, send.deadline
         )
-        pending = _Pending(future, is_list, action, time.perf_counter())
-        self._pending[action_id] = pending
-        if is_list:
-            self._lists_open += 1
-        self.protocol.send_message(msg)
-        return pending
 
-    async def _await(self, pending: _Pending, timeout: float | None) -> tuple[AmiMessage, list[AmiMessage]]:
+    def _expire(self, deadline: float) -> None:
+        # the timer may fire a hair before the deadline by the session's clock: judge at the deadline
+        self.dispatch(self.session.timeouts(max(time.monotonic(), deadline)))
+
+    def _send(
+        self, action: str, headers: dict[str, Any], is_list: bool, timeout: float | None
+    ) -> asyncio.Future[ActionCompleted]:
+        protocol = self.protocol
+        if protocol is None or protocol.closed:
+            raise AmiNotConnected(self.name)
+        now = time.monotonic()
+        action_id, data = self.session.send_action(action, headers, now, is_list=is_list, timeout=timeout)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ActionCompleted] = loop.create_future()
+        deadline = now + (timeout or self.action_timeout)
+        timer = loop.call_later(timeout or self.action_timeout, self._expire, deadline)
+        self._futures[action_id] = (future, timer)
+        protocol.send(data)
+        return future
+
+    async def _await(self, action: str, future: asyncio.Future[ActionCompleted]) -> ActionCompleted:
+        started = time.perf_counter()
         try:
-            return await asyncio.wait_for(pending.future, timeout or self.action_timeout)
-        except TimeoutError as exc:
-            raise AmiTimeout(f"{self.name}: no answer to {pending.action}") from exc
+            return await future
         finally:
-            AMI_ACTION_SECONDS.labels(self.name, pending.action).observe(
-                time.perf_counter() - pending.sent_at
-            )
+            AMI_ACTION_SECONDS.labels(self.name, action).observe(time.perf_counter() - started)
 
     async def action(self, action: str, timeout: float | None = None, **headers: Any) -> AmiMessage:
         """Send an action and return its response; Response: Error raises AmiActionError."""
-        pending = self._send(action, headers, is_list=False)
-        response, _ = await self._await(pending, timeout)
-        if response.name == "Error":
-            message = response.get("Message", "")
-            raise AmiActionError(f"{action}: {message}", message, response.headers)
-        return response
+        done = await self._await(action, self._send(action, headers, False, timeout))
+        if not done.ok:
+            raise AmiActionError(f"{action}: {done.message}", done.message, dict(done.response.headers))
+        return done.response
 
     async def listed_channels(self) -> set[str]:
         """The uniqueids of the channels Asterisk has now (CoreShowChannels), for the stale-channel check."""
@@ -459,91 +371,69 @@ class AmiConnection(Manager):  # type: ignore[misc]
         self, action: str, timeout: float | None = None, **headers: Any
     ) -> list[AmiMessage]:
         """A list action's items; an Error answer (ExtensionStateList with no hints) is an empty list."""
-        pending = self._send(action, headers, is_list=True)
-        _, items = await self._await(pending, timeout)
-        return items
+        done = await self._await(action, self._send(action, headers, True, timeout))
+        return list(done.items)
 
-    # ---- incoming ---------------------------------------------------------------------------------
+    # ---- what the session gives out ----------------------------------------------------------------
 
-    def handle_messages(self, messages: list[AmiMessage]) -> None:
-        """The hot path: live events straight to the state model, anything else through handle_message."""
-        counts = self.event_counts
+    def dispatch(self, outputs: list[SessionOutput]) -> None:
+        """Events to on_event (the hot path: one set lookup each), everything else to _control."""
         on_event = self.on_event_cb
-        relevant = ev.relevant
-        relevance = ev.RELEVANCE.get
-        decode = ev.decode_event
-        # only handle_message can open or close a list here (the resync task cannot run during this loop)
-        slow = self._lists_open or self._buffering or on_event is None
-        for msg in messages:
-            kind, name = msg.first
-            if slow or kind != "Event":
-                self.handle_message(msg)
-                slow = self._lists_open or self._buffering or on_event is None
-                continue
-            count = counts.get(name)
-            if count is not None:
-                counts[name] = count + 1
-            else:
-                self._count_new(name)
-            if relevance(name) == 1 or relevant(msg):
+        control = CONTROL_OUTPUTS
+        for out in outputs:
+            if type(out) in control:
+                self._control(out)
+                on_event = self.on_event_cb
+            elif on_event is not None:
                 try:
-                    on_event(decode(msg))  # type: ignore[misc]
+                    on_event(out)  # type: ignore[arg-type]
                 except Exception:  # one bad event never takes the connection down
-                    self._log.exception("ami_event_handler_failed", event=name)
+                    self._log.exception("ami_event_handler_failed", event=out.name)  # type: ignore[union-attr]
 
-    def handle_message(self, msg: AmiMessage) -> None:
-        """Route one message: a list item or a response to its action, an event to the state model."""
-        kind, name = msg.first
-        if kind == "Event":
-            if self._lists_open:
-                action_id = msg.get("ActionID")
-                pending = self._pending.get(action_id) if action_id is not None else None
-                if pending is not None and pending.is_list:
-                    if name.endswith("Complete") or msg.get("EventList") == "Complete":
-                        self._finish(action_id, pending)  # type: ignore[arg-type]
-                    else:
-                        pending.items.append(msg)
-                    return
-            count = self.event_counts.get(name)
-            if count is not None:
-                self.event_counts[name] = count + 1
-            else:
-                self._count_new(name)
-            if self.on_event_cb is not None and ev.relevant(msg):
-                event = ev.decode_event(msg)
-                if self._buffering and self._buffer is not None:
-                    self._buffer.append(event)
-                else:
-                    self._deliver(event)
-        elif kind == "Response":
-            action_id = msg.get("ActionID")
-            pending = self._pending.get(action_id) if action_id is not None else None
-            if pending is None:
+    def _control(self, out: SessionOutput) -> None:
+        if isinstance(out, ActionCompleted | ActionFailed):
+            entry = self._futures.pop(out.action_id, None)
+            if entry is None:
                 return
-            pending.response = msg
-            if pending.action == "Ping":
-                self.last_pong = time.monotonic()  # even after its timeout: a late answer is an answer
-            if pending.action == "CoreShowChannels" and self._buffer is not None:
-                self._buffering = True  # the snapshot is taken: later events follow it
-            if not pending.is_list or msg.name == "Error" or msg.headers.get("EventList") != "start":
-                self._finish(action_id, pending)  # type: ignore[arg-type]
+            future, timer = entry
+            timer.cancel()
+            if future.done():
+                return
+            if isinstance(out, ActionCompleted):
+                future.set_result(out)
+            elif out.timed_out:
+                future.set_exception(AmiTimeout(f"{self.name}: no answer to {out.action}"))
+            else:
+                future.set_exception(AmiNotConnected(out.reason))
+        elif isinstance(out, SendData):
+            with contextlib.suppress(AmiNotConnected):  # the loss fails the resync on its own
+                self._write(out)
+        elif isinstance(out, LoggedIn):
+            self._had_login = True
+            AMI_CONNECTED.labels(self.name).set(1)
+            self._log.info("ami_logged_in", message=out.message)
+        elif isinstance(out, ResyncReady):
+            self._resync_ready(out)
+        elif isinstance(out, ResyncFailed):
+            if self._resynced is not None and not self._resynced.done():
+                self._resynced.set_exception(AmiTimeout(f"{self.name}: {out.reason}"))
+        elif isinstance(out, Malformed):
+            AMI_MALFORMED.labels(self.name).inc(out.count)
+        elif isinstance(out, Notice):  # sizes only: the content may be anything
+            self._log.warning(out.event, **out.fields)
 
-    def _count_new(self, name: str) -> None:
-        """The first of an event name: counted under its own name only if it is a known one."""
-        key = name if name in COUNTED_EVENTS else OTHER_EVENTS
-        self.event_counts[key] = self.event_counts.get(key, 0) + 1
-
-    def _deliver(self, event: ev.AmiEvent) -> None:
-        assert self.on_event_cb is not None
-        try:
-            self.on_event_cb(event)
-        except Exception:  # one bad event never takes the connection down
-            self._log.exception("ami_event_handler_failed", event=event.name)
-
-    def _finish(self, action_id: str, pending: _Pending) -> None:
-        del self._pending[action_id]
-        if pending.is_list:
-            self._lists_open -= 1
-        if not pending.future.done():
-            response = pending.response or AmiMessage([("Response", "Success")])
-            pending.future.set_result((response, pending.items))
+    def _resync_ready(self, out: ResyncReady) -> None:
+        snapshot = out.snapshot
+        self._log.info("ami_resynced", channels=len(snapshot.channels), devices=len(snapshot.devices))
+        failed: Exception | None = None
+        if self.on_resync_cb is not None:
+            try:
+                self.on_resync_cb(snapshot)
+            except Exception as exc:  # the snapshot was not taken: redo the session rather than run on
+                self._log.exception("ami_resync_handler_failed")
+                failed = AmiError(f"{self.name}: resync handler failed: {type(exc).__name__}")
+        if self._resynced is not None and not self._resynced.done():
+            if failed is None:
+                self._resynced.set_result(snapshot)
+            else:
+                self._resynced.set_exception(failed)

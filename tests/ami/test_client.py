@@ -345,3 +345,21 @@ async def test_bytes_that_never_make_a_message_do_not_keep_a_session_live() -> N
     assert not conn.live and loop.time() - start <= 1.0
     await conn.close()
     await peer.close()
+
+
+async def test_a_failing_resync_handler_redoes_the_session_instead_of_ending_the_connection() -> None:
+    snapshots: list[ResyncSnapshot] = []
+
+    def on_resync(snapshot: ResyncSnapshot) -> None:
+        snapshots.append(snapshot)
+        if len(snapshots) == 1:
+            raise RuntimeError("state model refused the snapshot")
+
+    peer = ScriptedAmi()
+    await peer.start()
+    conn = connect(peer, on_resync=on_resync)
+    conn.start()
+    await asyncio.wait_for(conn.synced.wait(), 5)
+    assert len(snapshots) == 2 and peer.sessions == 2 and conn.reconnects == 1 and conn.live
+    await conn.close()
+    await peer.close()
