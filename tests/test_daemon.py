@@ -14,6 +14,7 @@ from ctid.config import load_config
 from ctid.daemon import Ctid
 from pbxsim import PbxSimServer, World, call_center_site
 from pbxsim.autoroute import AutoRouter
+from tests.daemon_rig import write_ctid_yaml
 
 AGENTS = ["1001"]
 
@@ -24,16 +25,7 @@ async def site(tmp_path: Path) -> AsyncIterator[tuple[PbxSimServer, Ctid, str]]:
     server = PbxSimServer(world, host="127.0.0.1", port=0, agi_port=1)
     server.observers.append(AutoRouter(world, AGENTS).observe)  # one agent: the first caller gets them
     await server.start()
-    config = tmp_path / "ctid.yaml"
-    config.write_text(
-        "asterisk:\n"
-        f"  - {{name: pbx1, host: 127.0.0.1, port: {server.port}, username: ctid, secret: ctid,"
-        " reconnect_min_s: 0.05, reconnect_max_s: 0.2}\n"
-        "agi: {host: 127.0.0.1, port: 0}\n"
-        "web: {host: 127.0.0.1, port: 0}\n"
-        f"database: sqlite:///{tmp_path}/ctid.db\n"
-        f"spool: {tmp_path}/spool.jsonl\n"
-    )
+    config = write_ctid_yaml(tmp_path, server.port)
     ctid = Ctid(load_config(config))
     await ctid.start()
     server.agi_port = ctid.ivr.port  # the dialplan's AGI() steps reach this ctid

@@ -9,8 +9,6 @@ same contact.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
@@ -20,6 +18,7 @@ from ctid.daemon import Ctid
 from pbxsim import PbxSimServer, World, call_center_site
 from reports.log import load_gaps, open_engine
 from reports.store import StoredContact
+from tests.daemon_rig import until, write_ctid_yaml
 
 AHEAD_S = 3600.0
 
@@ -34,28 +33,11 @@ class SkewedClock:
         return self.world.now + AHEAD_S
 
 
-async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 async def test_gaps_after_a_cut_and_a_restart_are_on_asterisks_clock(tmp_path: Path) -> None:
     world = World(seed=5, endpoints=call_center_site(["1001"]))  # nobody routes: callers wait
     server = PbxSimServer(world, host="127.0.0.1", port=0, agi_port=1)
     await server.start()
-    config = tmp_path / "ctid.yaml"
-    config.write_text(
-        "asterisk:\n"
-        f"  - {{name: pbx1, host: 127.0.0.1, port: {server.port}, username: ctid, secret: ctid,"
-        " reconnect_min_s: 0.05, reconnect_max_s: 0.2}\n"
-        "agi: {host: 127.0.0.1, port: 0}\n"
-        "web: {host: 127.0.0.1, port: 0}\n"
-        f"database: sqlite:///{tmp_path}/ctid.db\n"
-        f"spool: {tmp_path}/spool.jsonl\n"
-    )
+    config = write_ctid_yaml(tmp_path, server.port)
 
     async def start() -> Ctid:
         ctid = Ctid(load_config(config), clock=SkewedClock(world))

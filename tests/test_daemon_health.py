@@ -11,6 +11,7 @@ import aiohttp
 from ctid.config import load_config
 from ctid.daemon import Ctid
 from tests.ami.test_client import ScriptedAmi
+from tests.daemon_rig import write_ctid_yaml
 
 
 async def healthz(base: str) -> tuple[int, Any]:
@@ -33,15 +34,10 @@ async def wait_status(base: str, status: int, what: str, timeout: float) -> tupl
 async def test_healthz_fails_while_asterisk_is_silent_and_the_session_is_redone(tmp_path: Path) -> None:
     peer = ScriptedAmi(secret="ctid")
     await peer.start()
-    config = tmp_path / "ctid.yaml"
-    config.write_text(
-        "asterisk:\n"
-        f"  - {{name: pbx1, host: 127.0.0.1, port: {peer.port}, username: ctid, secret: ctid,"
-        " ping_interval_s: 0.1, action_timeout_s: 1, reconnect_min_s: 0.5, reconnect_max_s: 0.5}\n"
-        "agi: {host: 127.0.0.1, port: 0}\n"
-        "web: {host: 127.0.0.1, port: 0}\n"
-        f"database: sqlite:///{tmp_path}/ctid.db\n"
-        f"spool: {tmp_path}/spool.jsonl\n"
+    config = write_ctid_yaml(
+        tmp_path,
+        peer.port,
+        "ping_interval_s: 0.1, action_timeout_s: 1, reconnect_min_s: 0.5, reconnect_max_s: 0.5",
     )
     ctid = Ctid(load_config(config))
     await ctid.start()

@@ -32,6 +32,7 @@ from reports.store import StoredContact
 from routing.config import load_routing
 from routing.model import AgentStatus
 from tests.asterisk.tcpproxy import TcpProxy
+from tests.daemon_rig import until
 from tests.reports.test_recount import blocks
 
 SEED = 11
@@ -132,14 +133,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 async def run_hour(tmp_path: Path) -> dict[str, object]:
