@@ -21,7 +21,8 @@ log = structlog.get_logger("ctid.bus")
 Subscriber = Callable[[str, DomainEvent], None]  # (origin: a server name or a component's, event)
 
 ROUTING = "routing"  # the origin of the events routing publishes (agent states)
-COMPONENT_ORIGINS = frozenset({ROUTING})  # origins that are not Asterisk servers
+WALLBOARD = "wallboard"  # and the wallboard's (a supervisor's worklist marks)
+COMPONENT_ORIGINS = frozenset({ROUTING, WALLBOARD})  # origins that are not Asterisk servers
 
 
 class EventBus:

@@ -9,27 +9,26 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import structlog
-from sqlalchemy import Engine
 
 from ctid.ami.client import AmiConnection, ResyncSnapshot
 from ctid.ami.events import AmiEvent
-from ctid.bus import ROUTING, EventBus
+from ctid.bus import EventBus
 from ctid.clock import Clock, SystemClock
-from ctid.config import AsteriskServer, CtidConfig, WallboardSettings
+from ctid.component import Component, Context, Factory
+from ctid.config import AsteriskServer, CtidConfig
+from ctid.customers.component import customers_component
 from ctid.errors import AmiError
 from ctid.executor import CommandExecutor
 from ctid.metrics import CALLS_ACTIVE
 from ctid.state import CallStateModel
 from ctid.state.domain import CallArrived, CallEnded, DomainEvent, MonitoringStopped
-from ivr import IvrServer
+from ivr.component import ivr_component
+from reports.component import ReportsComponent, wallboard_component
 from reports.log import InteractionLog
-from reports.wallboard import Wallboard
-from routing.persist import AgentStateStore
-from routing.service import RoutingService
-from routing.versions import RoutingConfigManager
+from routing.component import RoutingComponent, routing_component
 
 log = structlog.get_logger("ctid.daemon")
 
@@ -57,7 +56,13 @@ class ServerState:
     last_seen: float | None = None
 
 
+C = TypeVar("C", bound=Component)
+
+
 class Ctid:
+    """The daemon: the Asterisk servers (AMI connection, call-state model, data gaps) and the components,
+    assembled from `FACTORIES`; the web layer serves what the components give it."""
+
     def __init__(self, config: CtidConfig, clock: Clock | None = None, raw_log: Path | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
@@ -65,22 +70,23 @@ class Ctid:
         ensure_sqlite_directory(config.database)
         Path(config.spool).parent.mkdir(parents=True, exist_ok=True)
         self.interaction_log = InteractionLog(config.database, Path(config.spool))
-        self.bus.subscribe(self.interaction_log.record)
         self.servers: dict[str, ServerState] = {}
         # the one sender of AMI actions for the components
         self.executor = CommandExecutor(lambda name: self.servers[name].connection)
-        self.routing: RoutingService | None = None
-        self.routing_config: RoutingConfigManager | None = None
-        self._watch_stop = asyncio.Event()
-        self._watcher: asyncio.Task[None] | None = None
-        self._reloads: set[asyncio.Task[Any]] = set()  # SIGHUP reloads under way
-        self.wallboard: Wallboard | None = None
-        self.db: Engine | None = None
-        self.agent_states: AgentStateStore | None = None
-        self._first_sync_pending: set[str] = set()  # servers whose first resync settles restored calls
-        self.ivr = IvrServer.from_settings(config.agi)
-        if config.routing is not None:
-            self._start_routing(Path(config.routing))
+        context = Context(
+            config,
+            self.clock,
+            self.bus,
+            self.executor,
+            self.interaction_log.engine,  # one pool per database: the log's
+            servers=tuple(s.name for s in config.asterisk),
+        )
+        self.interaction_log.on_new_database.extend(context.schemas)  # a SQLite file replaced under ctid
+        self.context = context
+        self.components = assemble(context, self.factories())
+        for component in self.components:
+            for subscriber in component.subscriptions():
+                self.bus.subscribe(subscriber)
         self.web_runner: Any = None
         self.web_port: int | None = None
         self._raw_log: IO[bytes] | None = raw_log.open("ab") if raw_log else None
@@ -91,48 +97,30 @@ class Ctid:
             self.servers[server.name] = self._make_server(server)
         self.bus.subscribe(self._log_domain_event)
 
-    def _start_routing(self, path: Path) -> None:
-        """ctid as the ACD: routing.yaml loaded (ConfigError if invalid), callers identified by the IVR."""
-        from routing.config import RoutingConfig
-        from routing.customers import create_schema
-        from routing.identify import CallerDirectory
-        from routing.versions import RoutingConfigManager
+    def factories(self) -> list[Factory]:
+        """The components, in the order they are built, started and fed each event (stopped in reverse)."""
+        return [
+            lambda context: ReportsComponent(context, self.interaction_log),  # every event logged first
+            customers_component,
+            routing_component,
+            wallboard_component,
+            ivr_component,
+        ]
 
-        self.db = self.interaction_log.engine  # one pool per database: the log's
-        create_schema(self.db)
-        self.interaction_log.on_new_database.append(create_schema)  # a SQLite file replaced under ctid
-        agent_states = self.agent_states = AgentStateStore(self.db)
+    def find(self, kind: type[C]) -> C | None:
+        """The component of this type, if it is on in this configuration."""
+        return next((c for c in self.components if isinstance(c, kind)), None)
 
-        def apply(cfg: RoutingConfig) -> None:
-            if self.routing is None:
-                self.routing = RoutingService(
-                    cfg,
-                    self.executor.execute,
-                    self.clock,
-                    publish=lambda events: self.bus.publish(ROUTING, events),
-                    save_states=agent_states.save,
-                )
-            else:
-                self.routing.apply_config(cfg)
-
-        self.routing_config = RoutingConfigManager(path, apply, engine=self.db, clock=self.clock.now)
-        self.routing_config.load_initial()
-        routing = self.routing
-        assert routing is not None
-        self.bus.subscribe(routing.on_event)
-        directory = CallerDirectory(lambda: routing.cfg, self.db, routing.values)
-        self.ivr.identify = directory.identify
-        self.wallboard = make_wallboard(self.config.wallboard, routing, self.agents, self.clock)
-        self.bus.subscribe(self.wallboard.on_event)
+    def component(self, kind: type[C]) -> C:
+        """The component of this type; LookupError if it is off (for tools and tests that drive one)."""
+        found = self.find(kind)
+        if found is None:
+            raise LookupError(f"{kind.__name__} is off in this configuration")
+        return found
 
     def _make_server(self, server: AsteriskServer) -> ServerState:
-        routing = self.routing
         # a caller with no usable CTID_QUEUE waits in its dialled number's queue (routing.yaml, as reloaded)
-        model = CallStateModel(
-            queue_resolver=None
-            if routing is None
-            else lambda dnis, asked: routing.cfg.queue_for_contact(dnis, asked)
-        )
+        model = CallStateModel(queue_resolver=self.context.queue_for)
         state: ServerState
 
         def on_event(event: AmiEvent) -> None:
@@ -153,7 +141,9 @@ class Ctid:
             events = model.resync(snapshot.channels, snapshot.statuses, snapshot.devices, now, gone_at)
             state.last_seen = now
             self.bus.publish(server.name, events)
-            self._first_sync_done(server.name)
+            models = {name: each.model for name, each in self.servers.items()}
+            for component in self.components:
+                component.synced(server.name, models)
 
         def on_disconnect() -> None:
             self.executor.forget_server(server.name)
@@ -198,57 +188,18 @@ class Ctid:
     async def start(self) -> None:
         from ctid.web import start_web
 
-        await self.interaction_log.start()
+        for component in self.components:  # the log first: what the others take up is read from it
+            await component.start()
         await self._resume_servers()
-        if self.wallboard is not None:
-            await self._resume_wallboard(self.wallboard)
-        if self.routing is not None and self.agent_states is not None:
-            await self._restore_agents(self.routing, self.agent_states)
-        await self.ivr.start()
         self.web_runner, self.web_port = await start_web(self, self.config.web.host, self.config.web.port)
         for state in self.servers.values():
             state.connection.start()
-        if self.routing is not None:
-            self.routing.start()
+        for component in self.components:
+            component.started()
         loop = asyncio.get_running_loop()
         self._reapers = [loop.create_task(self._reap_loop(name)) for name in self.servers]
-        if self.routing_config is not None:
-            self._watch_stop.clear()
-            self._watcher = asyncio.get_running_loop().create_task(
-                self.routing_config.watch(self._watch_stop)
-            )
-        if self.wallboard is not None:
-            self.wallboard.start()
-        log.info("ctid_started", web_port=self.web_port, agi_port=self.ivr.port, servers=list(self.servers))
-
-    async def _restore_agents(self, routing: RoutingService, store: AgentStateStore) -> None:
-        """Agents keep their states across a restart; those saved on a call wait for the first resync."""
-        saved = await store.load()
-        counts = routing.restore_agents(saved or {})
-        log.info("agent_states_restored", saved=saved is not None, **counts)
-        store.start()
-        self._first_sync_pending = set(self.servers)
-        if not self._first_sync_pending:
-            routing.confirm_agent_calls({})
-
-    def _first_sync_done(self, server: str) -> None:
-        """Agents restored on a call keep it only if their phone is on one: settled by the first resync of
-        the server that lists their phone, and once every server has resynced, for all."""
-        if self.routing is None or server not in self._first_sync_pending:
-            return
-        self._first_sync_pending.discard(server)
-        model = self.servers[server].model
-        devices: set[str] | None = {*model.devices, *model.agents}
-        if not self._first_sync_pending:
-            devices = None
-        on_call = {
-            device: agent.call
-            for state in self.servers.values()
-            for device, agent in state.model.agents.items()
-            if agent.call
-        }
-        released = self.routing.confirm_agent_calls(on_call, devices)
-        log.info("agent_calls_confirmed", server=server, on_call=len(on_call), released=released)
+        names = [c.name for c in self.components]
+        log.info("ctid_started", web_port=self.web_port, components=names, servers=list(self.servers))
 
     async def _resume_servers(self) -> None:
         """Take each server up where the log left it: the calls it holds open go to the model (the first
@@ -279,29 +230,6 @@ class Ctid:
             state.gaps.append({"start": start, "end": None})
             log.info("server_resumed", server=name, open_calls=len(point.open_calls), gap_start=start)
 
-    async def _resume_wallboard(self, wallboard: Wallboard) -> None:
-        """Today's figures survive a restart: the wallboard takes up today's contacts from the store, and
-        its worklist and calls handled from the log."""
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from reports.log import load_events
-        from reports.store import DAY_S, contacts_since
-        from reports.wallboard import FOLLOWED
-
-        def load() -> tuple[list[Any], list[dict[str, Any]]]:
-            since = self.clock.now() - DAY_S
-            engine = self.interaction_log.engine
-            with engine.connect() as connection:
-                contacts = contacts_since(connection, since)
-            return contacts, load_events(engine, since, math.inf, kinds=FOLLOWED)
-
-        try:
-            taken = wallboard.resume(*await asyncio.to_thread(load))
-        except SQLAlchemyError as exc:  # the database is away: today starts from what comes now
-            log.warning("wallboard_resume_failed", error=type(exc).__name__)
-        else:
-            log.info("wallboard_resumed", contacts=taken)
-
     async def _note_stop(self) -> None:
         """From now on ctid sees nothing: the log notes when, per server, on Asterisk's clock (a Ping's
         Timestamp), so the next start's data gap runs from here to its first resync, one clock. A crash
@@ -323,22 +251,14 @@ class Ctid:
             reaper.cancel()
         await asyncio.gather(*self._reapers, return_exceptions=True)
         await self._note_stop()
-        if self._watcher is not None:
-            self._watch_stop.set()
-            await asyncio.gather(self._watcher, return_exceptions=True)
-        await asyncio.gather(*self._reloads, return_exceptions=True)
-        if self.wallboard is not None:
-            await self.wallboard.stop()
-        if self.routing is not None:
-            await self.routing.stop()
+        for component in reversed(self.components):
+            await component.stop()
         for state in self.servers.values():
             await state.connection.close()
-        await self.ivr.close()
         if self.web_runner is not None:
             await self.web_runner.cleanup()
-        if self.agent_states is not None:  # after everything that changes agents, before the engine goes
-            await self.agent_states.close()
-        await self.interaction_log.close()
+        for component in reversed(self.components):  # the log last: the others may still write to it
+            await component.close()
         if self._raw_log is not None:
             self._raw_log.close()
         self._stopped.set()
@@ -350,8 +270,7 @@ class Ctid:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        if self.routing_config is not None:
-            loop.add_signal_handler(signal.SIGHUP, self.reload_routing, "sighup")
+        loop.add_signal_handler(signal.SIGHUP, self.reload, "sighup")
         await self.start()
         tune_gc()
         try:
@@ -388,13 +307,10 @@ class Ctid:
         self.bus.publish(name, events)
         return len(gone)
 
-    def reload_routing(self, source: str) -> None:
-        """Re-read routing.yaml in the background (SIGHUP): parsed in a thread, applied on the loop."""
-        if self.routing_config is None:
-            return
-        task = asyncio.get_running_loop().create_task(self.routing_config.reload_async(source))
-        self._reloads.add(task)
-        task.add_done_callback(self._reloads.discard)
+    def reload(self, source: str) -> None:
+        """SIGHUP: every component re-reads its configuration files."""
+        for component in self.components:
+            component.reload(source)
 
     async def wait_synced(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(
@@ -440,10 +356,11 @@ class Ctid:
         for name, state in self.servers.items():
             for agent in state.model.agents.values():
                 phones[agent.device] = {"server": name, "id": "", **agent.to_dict()}
-        if self.routing is None:
+        routing = self.find(RoutingComponent)
+        if routing is None:
             return list(phones.values())
         out = []
-        for configured in self.routing.agents():
+        for configured in routing.service.agents():
             phone = phones.pop(configured["device"], {})
             out.append(
                 {
@@ -469,31 +386,13 @@ class Ctid:
         return {"ok": all(v["synced"] and v["live"] for v in servers.values()), "servers": servers}
 
 
-def make_wallboard(
-    settings: WallboardSettings,
-    routing: RoutingService,
-    agents: Callable[[], list[dict[str, Any]]],
-    clock: Clock,
-) -> Wallboard:
-    """The wallboard over routing's live queues and agents, coloured by ctid.yaml's thresholds."""
-    from reports.kpi import KpiSettings
-    from reports.wallboard import Thresholds
-
-    service_level_s = {name: q.service_level.threshold_s for name, q in routing.cfg.queues.items()}
-    return Wallboard(
-        views=lambda: (routing.queues(), agents()),
-        clock=clock.now,
-        timezone=settings.timezone,
-        thresholds={
-            "longest_wait_s": Thresholds(settings.longest_wait_s.warn, settings.longest_wait_s.alarm),
-            "waiting": Thresholds(settings.waiting.warn, settings.waiting.alarm),
-            "abandon_rate": Thresholds(settings.abandon_rate.warn, settings.abandon_rate.alarm),
-            "service_level": Thresholds(
-                settings.service_level.warn, settings.service_level.alarm, higher_is_worse=False
-            ),
-        },
-        settings=KpiSettings(short_abandon_s=settings.short_abandon_s, service_level_s=service_level_s),
-    )
+def assemble(context: Context, factories: list[Factory]) -> list[Component]:
+    """Build the components in order, each seeing those built before it; a factory may say off (None)."""
+    for factory in factories:
+        component = factory(context)
+        if component is not None:
+            context.components.append(component)
+    return list(context.components)
 
 
 def ensure_sqlite_directory(url: str) -> None:

@@ -13,6 +13,8 @@ from ctid.daemon import Ctid
 from ctid.errors import ConfigError
 from ctid.logging import configure_logging
 from ctid.signals import until_stopped
+from ivr.component import IvrComponent
+from routing.component import RoutingComponent
 from routing.config import RoutingConfig, is_open, load_routing
 from routing.model import AgentStatus
 
@@ -74,14 +76,14 @@ async def run_demo(config_path: Path, *, seed: int, speed: float, calls_per_hour
     await server.start()
     ctid = Ctid(config, clock=WorldClock(world))  # the demo's Asterisk keeps the simulated time
     await ctid.start()
-    assert ctid.routing is not None
     await ctid.wait_synced()
     for agent in routing_cfg.agents:  # every agent logs in at the start of the shift
-        ctid.routing.set_agent_state(agent.id, AgentStatus.READY)
+        ctid.component(RoutingComponent).service.set_agent_state(agent.id, AgentStatus.READY)
     base = f"http://{config.web.host}:{ctid.web_port}"
     print(
         f"ctid demo: pbxsim on {pbx.host}:{server.port} ({len(phones)} agent phones, "
-        f"{calls_per_hour:g} calls/h, speed {speed:g}), ctid FastAGI on {config.agi.host}:{ctid.ivr.port}\n"
+        f"{calls_per_hour:g} calls/h, speed {speed:g}), ctid FastAGI on "
+        f"{config.agi.host}:{ctid.component(IvrComponent).port}\n"
         f"  live calls   {base}/api/calls\n"
         f"  wallboard    {base}/wallboard\n"
         f"  queues       {base}/api/queues\n"

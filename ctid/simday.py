@@ -20,7 +20,9 @@ from zoneinfo import ZoneInfo
 from ctid.config import load_config
 from ctid.daemon import Ctid
 from ctid.samples import sample_path
+from ivr.component import IvrComponent
 from routing.agents import NO_ANSWER
+from routing.component import RoutingComponent
 from routing.config import load_routing
 from routing.model import AgentStatus
 from routing.service import RoutingService
@@ -98,11 +100,11 @@ async def sim_day(
         ami_log.unlink(missing_ok=True)
         ctid = Ctid(load_config(config_path), clock=WorldClock(world), raw_log=ami_log)
         await ctid.start()
-        server.agi_port = ctid.ivr.port
+        server.agi_port = ctid.component(IvrComponent).port
         await ctid.wait_synced()
-        routing = ctid.routing
+        routing = ctid.component(RoutingComponent).service
         assert routing is not None
-        routing.tick_s = 3600.0  # this loop routes after every step of virtual time instead
+        routing.ticker.interval_s = 3600.0  # this loop routes after every step of virtual time instead
         for agent in cfg.agents:
             routing.set_agent_state(agent.id, AgentStatus.READY)
         started = time.perf_counter()

@@ -108,7 +108,7 @@ class Wallboard:
     _day_end: float = 0.0  # the next midnight: until then every event is today's
     _dirty: bool = True
     _last: str = ""
-    _task: asyncio.Task[None] | None = None
+    _pushed_at: float = float("-inf")  # the loop's time of the last push
 
     def __post_init__(self) -> None:
         self._today = ContactFold(self.settings, self._count)
@@ -286,28 +286,18 @@ class Wallboard:
         snap["version"] = self.version
         return json.dumps(snap, default=str)
 
-    async def run(self) -> None:
-        """Push a fresh snapshot to every viewer when something changed (and each second: waits grow)."""
-        loop = asyncio.get_running_loop()
-        last = 0.0
-        while True:
-            await asyncio.sleep(self.interval_s / 2)
-            if not self.viewers or not (self._dirty or loop.time() - last >= 1.0):
-                continue
-            last = loop.time()
-            message = self.refresh()
-            if message is not None:
-                for viewer in list(self.viewers):
-                    with contextlib.suppress(asyncio.QueueFull):
-                        viewer.put_nowait(message)
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    def push(self) -> None:
+        """A tick of the push loop (every `interval_s / 2`): a fresh snapshot to every viewer when something
+        changed, and each second (waits grow)."""
+        now = asyncio.get_running_loop().time()
+        if not self.viewers or not (self._dirty or now - self._pushed_at >= 1.0):
+            return
+        self._pushed_at = now
+        message = self.refresh()
+        if message is not None:
+            for viewer in list(self.viewers):
+                with contextlib.suppress(asyncio.QueueFull):
+                    viewer.put_nowait(message)
 
     def first_message(self) -> str:
         """What a new viewer sees at once, for that viewer alone: the live snapshot under the version last

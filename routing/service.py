@@ -19,6 +19,7 @@ import structlog
 from ctid.bus import COMPONENT_ORIGINS
 from ctid.clock import Clock
 from ctid.commands import Command, MoveToQueue, OfferCall, SendTo, SetVariable
+from ctid.component import Ticker
 from ctid.executor import CommandFailed, CommandResult
 from ctid.metrics import (
     AGENTS,
@@ -114,8 +115,8 @@ class RoutingService:
         self._talking: dict[str, tuple[str, float]] = {}  # linkedid -> (queue, connected at)
         self._kicked = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ticker: asyncio.Task[None] | None = None
-        self.tick_s = TICK_S  # real seconds between passes without events (tests on virtual time shorten it)
+        # a pass each tick even without events: waits age, overflow steps fall due, wrap-ups end
+        self.ticker = Ticker("routing", TICK_S, self._pass)
 
     # ---- configuration ----------------------------------------------------------------------------
 
@@ -305,19 +306,11 @@ class RoutingService:
         else:
             bound.info("call_sent_away", queue=getattr(command, "queue", ""), ok=ok)
 
-    async def run(self) -> None:
-        """Route once a tick even without events: waits age, overflow steps fall due, wrap-ups end."""
-        while True:
-            await asyncio.sleep(self.tick_s)
-            self._pass()
-
     def start(self) -> None:
-        self._ticker = asyncio.get_running_loop().create_task(self.run())
+        self.ticker.start()
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            await asyncio.gather(self._ticker, return_exceptions=True)
+        await self.ticker.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # ---- live view --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 
 from ctid.web import start_web
+from routing.component import RoutingApi
 from routing.versions import RoutingConfigManager
 
 SAMPLE = Path(__file__).resolve().parents[1] / "config" / "routing.yaml"
@@ -61,8 +62,9 @@ async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
     shutil.copy(SAMPLE, routing_file)
     manager = RoutingConfigManager(routing_file, lambda cfg: None)
     manager.load_initial()
-    # the handlers only ask the daemon for its routing_config
-    runner, port = await start_web(SimpleNamespace(routing_config=manager), "127.0.0.1", 0)  # type: ignore[arg-type]
+    # the routing.yaml handlers only use the version manager
+    daemon: Any = SimpleNamespace(components=[RoutingApi(service=None, versions=manager)])  # type: ignore[arg-type]
+    runner, port = await start_web(daemon, "127.0.0.1", 0)
     try:
         yield Daemon(
             routing_file, ctid_yaml(tmp_path / "ctid.yaml", port), f"http://127.0.0.1:{port}", manager

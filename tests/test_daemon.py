@@ -12,6 +12,7 @@ import pytest
 
 from ctid.config import load_config
 from ctid.daemon import Ctid
+from ivr.component import IvrComponent
 from pbxsim import PbxSimServer, World, call_center_site
 from pbxsim.autoroute import AutoRouter
 from tests.daemon_rig import write_ctid_yaml
@@ -28,7 +29,7 @@ async def site(tmp_path: Path) -> AsyncIterator[tuple[PbxSimServer, Ctid, str]]:
     config = write_ctid_yaml(tmp_path, server.port)
     ctid = Ctid(load_config(config))
     await ctid.start()
-    server.agi_port = ctid.ivr.port  # the dialplan's AGI() steps reach this ctid
+    server.agi_port = ctid.component(IvrComponent).port  # the dialplan's AGI() steps reach this ctid
     await ctid.wait_synced()
     yield server, ctid, f"http://127.0.0.1:{ctid.web_port}"
     await ctid.stop()

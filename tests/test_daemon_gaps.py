@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from ctid.config import load_config
 from ctid.daemon import Ctid
+from ivr.component import IvrComponent
 from pbxsim import PbxSimServer, World, call_center_site
 from reports.log import load_gaps, open_engine
 from reports.store import StoredContact
@@ -42,7 +43,7 @@ async def test_gaps_after_a_cut_and_a_restart_are_on_asterisks_clock(tmp_path: P
     async def start() -> Ctid:
         ctid = Ctid(load_config(config), clock=SkewedClock(world))
         await ctid.start()
-        server.agi_port = ctid.ivr.port
+        server.agi_port = ctid.component(IvrComponent).port
         await ctid.wait_synced()
         return ctid
 

@@ -15,7 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ctid.state import domain as d
 from ctid.web import MAX_JSON_BODY, MAX_JSON_DEPTH, _json_depth, make_app
+from reports.component import WallboardApi
 from reports.wallboard import Wallboard
+from routing.component import RoutingApi
 
 T0 = 1_795_420_800.0
 
@@ -56,14 +58,15 @@ class FakeRouting:
 @pytest.fixture()
 async def site() -> Any:
     published: list[Any] = []
+    bus: Any = SimpleNamespace(publish=lambda origin, events: published.extend(events))
+    routing: Any = FakeRouting()
+    board = make_board()
     ctid: Any = SimpleNamespace(
-        wallboard=make_board(),
-        routing=FakeRouting(),
-        bus=SimpleNamespace(publish=lambda server, events: published.extend(events)),
+        components=[RoutingApi(routing, versions=None), WallboardApi(board, bus)],  # routes as mounted
         health=lambda: {"ok": True},
     )
     async with TestClient(TestServer(make_app(ctid), host="127.0.0.1")) as client:
-        yield SimpleNamespace(client=client, ctid=ctid, published=published)
+        yield SimpleNamespace(client=client, routing=routing, board=board, published=published)
 
 
 HOSTILE = {
@@ -87,7 +90,7 @@ async def test_a_hostile_json_body_is_a_400_and_the_server_serves_on(site: Any, 
     assert response.status == 400, await response.text()
     assert (await response.text()).strip()
     assert (await site.client.get("/healthz")).status == 200
-    assert site.ctid.routing.set == [] and site.published == []
+    assert site.routing.set == [] and site.published == []
 
 
 @pytest.mark.parametrize(
@@ -113,7 +116,7 @@ async def test_well_formed_bodies_still_work(site: Any) -> None:
     nested = {"state": "paused", "reason": "break", "note": {"a": [[["[{ in a string"]]]}}
     response = await site.client.post("/api/agents/a1/state", json=nested)
     assert response.status == 200
-    assert site.ctid.routing.set == [("a1", "paused", "break")]
+    assert site.routing.set == [("a1", "paused", "break")]
     response = await site.client.post("/api/wallboard/worklist/c1", json={"action": "callback"})
     assert response.status == 200 and (await response.json())["state"] == "open"
     assert [type(e).__name__ for e in site.published] == ["WorkItemMarked"]
@@ -122,7 +125,7 @@ async def test_well_formed_bodies_still_work(site: Any) -> None:
 async def test_n_wallboard_viewers_connecting_cost_n_messages_not_n_squared(site: Any) -> None:
     """Each viewer gets its own snapshot at once; the others get nothing for it. After one push of the
     wallboard's own loop, every viewer has received exactly two messages: 2N in all."""
-    board: Wallboard = site.ctid.wallboard
+    board: Wallboard = site.board
     n = 12
     sockets = []
     for _ in range(n):

@@ -21,6 +21,7 @@ import aiohttp
 
 from ctid.config import load_config
 from ctid.daemon import Ctid
+from ivr.component import IvrComponent
 from pbxsim import PbxSimServer, World, WorldClock, call_center_site
 from pbxsim.dialplan import REFERENCE_DIALPLAN, Dialplan
 
@@ -240,7 +241,7 @@ async def test_a_latin1_caller_name_is_routed_to_their_queue(tmp_path: Path) -> 
         ctid = Ctid(load_config(config), clock=WorldClock(world))
         await ctid.start()
         try:
-            server.agi_port = ctid.ivr.port
+            server.agi_port = ctid.component(IvrComponent).port
             await ctid.wait_synced()
             base = f"http://127.0.0.1:{ctid.web_port}"
             ready = {"state": "ready"}

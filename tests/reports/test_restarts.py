@@ -25,10 +25,12 @@ from sqlalchemy import func, select
 from ctid.config import load_config
 from ctid.daemon import Ctid
 from ctid.simday import DEFAULT_ROUTING, SPINS, back_from_no_answer, day_start
+from ivr.component import IvrComponent
 from pbxsim import PbxSimServer, TrafficGenerator, TrafficProfile, World, WorldClock, call_center_site
 from reports.log import DataGap, Interaction, load_events, load_gaps, open_engine
 from reports.report import run_report
 from reports.store import StoredContact
+from routing.component import RoutingComponent
 from routing.config import load_routing
 from routing.model import AgentStatus
 from tests.asterisk.tcpproxy import TcpProxy
@@ -167,11 +169,11 @@ async def run_hour(tmp_path: Path) -> dict[str, object]:
     async def start_ctid() -> Ctid:
         ctid = Ctid(load_config(config_path), clock=WorldClock(world))
         await ctid.start()
-        server.agi_port = ctid.ivr.port
+        server.agi_port = ctid.component(IvrComponent).port
         await ctid.wait_synced()
-        routing = ctid.routing
+        routing = ctid.component(RoutingComponent).service
         assert routing is not None
-        routing.tick_s = 3600.0  # routed after each virtual second below instead
+        routing.ticker.interval_s = 3600.0  # routed after each virtual second below instead
         for agent in routing.book.agents.values():
             if not kept:  # the shift starts: everyone logs in once, never again after a restart
                 routing.set_agent_state(agent.agent_id, AgentStatus.READY)
@@ -192,13 +194,9 @@ async def run_hour(tmp_path: Path) -> dict[str, object]:
         while world.now < end:
             await server.advance(min(1.0, end - world.now))
             await spin()
-            if (
-                ctid is not None
-                and ctid.routing is not None
-                and ctid.servers["pbx1"].connection.synced.is_set()
-            ):
-                back_from_no_answer(ctid.routing, world.now)
-                ctid.routing.route_now()
+            if ctid is not None and ctid.servers["pbx1"].connection.synced.is_set():
+                back_from_no_answer(ctid.component(RoutingComponent).service, world.now)
+                ctid.component(RoutingComponent).service.route_now()
                 await spin()
 
     async def away(action: Callable[[], Awaitable[None]], back: Callable[[], Awaitable[None]]) -> None:
@@ -216,8 +214,12 @@ async def run_hour(tmp_path: Path) -> dict[str, object]:
         async def restart() -> None:
             nonlocal ctid
             await ctid.interaction_log.flush()
-            assert ctid.routing is not None
-            kept.update({a.agent_id: (a.status, a.pause_reason) for a in ctid.routing.book.agents.values()})
+            kept.update(
+                {
+                    a.agent_id: (a.status, a.pause_reason)
+                    for a in ctid.component(RoutingComponent).service.book.agents.values()
+                }
+            )
             await ctid.stop()
 
         async def come_back() -> None:

@@ -27,6 +27,7 @@ from ctid.cli import main
 from ctid.config import ReportSettings
 from ctid.state import domain as d
 from ctid.web import make_app
+from reports.component import ReportsComponent
 from reports.log import CallSummary, DataGap, InteractionEvent, event_row, open_engine, upgrade_database
 from reports.report import FORMATS, REPORTS, render, run_report
 from reports.store import rebuild
@@ -393,13 +394,13 @@ def test_a_filter_a_report_cannot_apply_is_refused_not_ignored(
 
 
 def fake_ctid(engine: Engine) -> Any:
-    """What api_report reads of the daemon: its clock, the log's engine, the config's timezone."""
-    return SimpleNamespace(
+    """A daemon with only the reports component, over `engine` (its clock, its report settings)."""
+    context: Any = SimpleNamespace(
         clock=SimpleNamespace(now=lambda: END),
-        interaction_log=SimpleNamespace(engine=engine),
         config=SimpleNamespace(wallboard=SimpleNamespace(timezone="UTC"), reports=ReportSettings()),
-        wallboard=None,
     )
+    interaction_log: Any = SimpleNamespace(engine=engine)
+    return SimpleNamespace(components=[ReportsComponent(context, interaction_log)])
 
 
 @pytest.fixture()

@@ -20,9 +20,11 @@ from structlog.testing import capture_logs
 
 from ctid.config import load_config
 from ctid.daemon import Ctid
+from ivr.component import IvrComponent
 from pbxsim import PbxSimServer, World, WorldClock, call_center_site
 from pbxsim.world import PhonePlan
 from reports.log import load_events
+from routing.component import RoutingComponent
 from routing.customers import Customer, import_csv_text
 from routing.value import Tier
 
@@ -88,10 +90,9 @@ class Site:
         """A new ctid on the same ctid.yaml and database (the previous one stopped), once it has resynced."""
         assert self.config is not None
         ctid = Ctid(load_config(self.config), clock=WorldClock(self.world))
-        assert ctid.routing is not None
-        ctid.routing.tick_s = 0.005
+        ctid.component(RoutingComponent).service.ticker.interval_s = 0.005
         await ctid.start()
-        self.server.agi_port = ctid.ivr.port
+        self.server.agi_port = ctid.component(IvrComponent).port
         await ctid.wait_synced()
         self.ctid, self.base = ctid, f"http://127.0.0.1:{ctid.web_port}"
         await self.run(0.5)
@@ -181,16 +182,17 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Sit
             "routing: routing.yaml\n"
         )
         ctid = Ctid(load_config(config), clock=WorldClock(world))
-        assert ctid.db is not None and ctid.routing is not None
-        ctid.routing.tick_s = 0.005  # a pass per virtual half second or so: overflow steps fall due on time
-        with Session(ctid.db) as session:
+        routing = ctid.component(RoutingComponent).service
+        routing.ticker.interval_s = 0.005  # a pass per virtual half second or so: overflow steps fall due
+
+        with Session(ctid.interaction_log.engine) as session:
             assert not import_csv_text(session, CUSTOMERS).rejected
 
             session.get_one(Customer, "gold").tier = Tier.A
             session.get_one(Customer, "plain").tier = Tier.C
             session.commit()
         await ctid.start()
-        server.agi_port = ctid.ivr.port
+        server.agi_port = ctid.component(IvrComponent).port
         await ctid.wait_synced()
         site = Site(server, ctid, f"http://127.0.0.1:{ctid.web_port}", routing_file, answer, config)
         sites.append(site)
@@ -276,7 +278,9 @@ async def test_strategy_picks_the_agent_it_promises(make_site: Any, strategy: st
     # carol idles longest and has the best skill (8); alice sorts first by id among never-offered agents
     await ready_in_order(site, "carol", "alice", "bob")
     if strategy == "round_robin":
-        site.ctid.routing.book.agents["alice"].last_offered_seq = 0  # nobody has been offered yet
+        site.ctid.component(RoutingComponent).service.book.agents[
+            "alice"
+        ].last_offered_seq = 0  # nobody has been offered yet
     assert await answered_by(site) == agent_device(expected)
 
 
@@ -295,7 +299,7 @@ async def test_least_occupied_prefers_the_agent_who_worked_least(make_site: Any)
 async def test_best_for_tier_gives_a_callers_the_best_rated_agent(make_site: Any) -> None:
     site = await make_site(strategy="best_for_tier")
     await ready_in_order(site, "bob", "carol", "alice")
-    book = site.ctid.routing.book.agents
+    book = site.ctid.component(RoutingComponent).service.book.agents
     book["alice"].quality, book["bob"].quality, book["carol"].quality = 0.95, 0.6, 0.7
     assert await answered_by(site, "13900000001") == agent_device("alice")  # tier A: best rated
     assert await answered_by(site) == agent_device("bob")  # tier C: the longest idle of the rest
@@ -353,8 +357,7 @@ async def test_an_overflow_step_offers_a_callback_and_records_the_acceptance(mak
     site.routing_file.write_text(text)
     from routing.config import load_routing
 
-    assert site.ctid.routing is not None
-    site.ctid.routing.apply_config(load_routing(site.routing_file))
+    site.ctid.component(RoutingComponent).service.apply_config(load_routing(site.routing_file))
     caller = await site.call("4000", "13900000003")
     ch = next(c for c in site.world.channels.values() if c.name == caller)
     site.world.set_var(ch, "SIM_DTMF", "1")  # the caller will press 1
@@ -364,7 +367,9 @@ async def test_an_overflow_step_offers_a_callback_and_records_the_acceptance(mak
     assert (deflected["to"], deflected["reason"]) == ("callback", "overflow")
     assert 30 <= deflected["wait_s"] < 32
     assert ended["disposition"] == "deflected"
-    assert [(r.number, r.queue) for r in site.ctid.ivr.callbacks] == [("13900000003", "sales")]
+    assert [(r.number, r.queue) for r in site.ctid.component(IvrComponent).server.callbacks] == [
+        ("13900000003", "sales")
+    ]
 
 
 async def test_a_reload_applies_to_callers_already_waiting_and_a_broken_file_changes_nothing(
