@@ -316,9 +316,10 @@ async def test_a_slow_reload_is_parsed_off_the_loop_and_applied_on_it(tmp_path: 
     assert (result.ok, result.version) == (True, 2)
     assert manager.current is not None and len(manager.current.agents) == 600
     assert threads == [threading.main_thread()] * 2  # applied on the loop's thread, at start-up and now
-    # parsed in a thread: the loop kept turning (parsed on the loop, the longest gap would be the whole
-    # reload; relative to it, since a loaded machine stretches both)
-    assert max(gaps) < took / 4, (max(gaps), took)
+    # parsed in a thread: the loop kept turning all along (parsed on the loop, it would have turned once or
+    # twice, and the longest gap would be the whole reload). Counted relative to the reload, since a loaded
+    # machine stretches both; the apply itself runs on the loop, hence a half and not less.
+    assert len(gaps) >= 10 and max(gaps) < took / 2, (len(gaps), max(gaps), took)
 
 
 async def test_nested_aliases_are_refused_on_reload_and_the_old_config_stays(
