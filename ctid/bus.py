@@ -22,7 +22,8 @@ Subscriber = Callable[[str, DomainEvent], None]  # (origin: a server name or a c
 
 ROUTING = "routing"  # the origin of the events routing publishes (agent states)
 WALLBOARD = "wallboard"  # and the wallboard's (a supervisor's worklist marks)
-COMPONENT_ORIGINS = frozenset({ROUTING, WALLBOARD})  # origins that are not Asterisk servers
+AUTH = "auth"  # and the auth component's (logins, failed logins, admin actions)
+COMPONENT_ORIGINS = frozenset({ROUTING, WALLBOARD, AUTH})  # origins that are not Asterisk servers
 
 
 class EventBus:

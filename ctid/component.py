@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
+from ctid.auth.policy import Policy, Role
 from ctid.bus import Subscriber
 
 if TYPE_CHECKING:
@@ -37,11 +38,18 @@ C = TypeVar("C", bound="Component")
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One HTTP route a component serves."""
+    """One HTTP route a component serves, and who may call it (checked by the web layer, not the handler):
+    users of at least `role`; when `own` names a path parameter, an agent only with their own agent id."""
 
     method: str  # GET, POST, ...
     path: str  # aiohttp's pattern, e.g. /api/agents/{agent_id}/state
     handler: Handler
+    role: Role
+    own: str = ""
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(self.role, self.own)
 
 
 class Component:

@@ -76,10 +76,28 @@ class AgiListener(Listener):
     idle_timeout_s: Seconds = 60.0
 
 
+class TlsFiles(_Settings):
+    """A PEM certificate (chain) and its private key: ctid serves HTTPS itself."""
+
+    cert: Path
+    key: Path
+
+
 class WebListener(Listener):
-    """The HTTP server: agent desktop, wallboard, REST API and /metrics."""
+    """The HTTP server: agent desktop, wallboard, REST API and /metrics. Every route but /healthz needs a
+    login (and /metrics, unless `metrics_public`); session cookies are `Secure` when ctid serves TLS or
+    sits behind a `trusted_proxy` that does."""
 
     port: ListenPort = 8080
+    tls: TlsFiles | None = None
+    metrics_public: bool = False
+    trusted_proxy: bool = False
+    # a file holding a bearer token (`ctid user token NAME`) for `ctid reload` and `ctid config`
+    token_file: Path | None = None
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.tls is not None or self.trusted_proxy
 
 
 class LogSettings(_Settings):

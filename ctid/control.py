@@ -1,12 +1,15 @@
 """`ctid reload`, `ctid config history`, `ctid config rollback`: asking the running daemon over its HTTP API.
 
 The daemon is found at the web address of the ctid.yaml it runs with; only the standard library is used,
-so these work from any shell on the machine.
+so these work from any shell on the machine. They log in with an admin's bearer token (`ctid user token
+NAME`): the environment's CTID_TOKEN, else the file ctid.yaml names in `web.token_file`.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -18,16 +21,20 @@ from ctid.config import load_config
 from ctid.errors import ConfigError
 
 
-def _base_url(config_path: str) -> str:
-    config = load_config(Path(config_path))
-    host = "127.0.0.1" if config.web.host in ("0.0.0.0", "::") else config.web.host
-    return f"http://{host}:{config.web.port}"
-
-
 def _call(config_path: str, method: str, path: str) -> tuple[int, Any]:
-    request = urllib.request.Request(_base_url(config_path) + path, method=method)
+    web = load_config(Path(config_path)).web
+    host = "127.0.0.1" if web.host in ("0.0.0.0", "::") else web.host
+    scheme = "https" if web.tls else "http"
+    token = os.environ.get("CTID_TOKEN") or (web.token_file.read_text().strip() if web.token_file else "")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"{scheme}://{host}:{web.port}{path}", method=method, headers=headers)
+    context = None
+    if web.tls:  # trust exactly ctid's own certificate, whatever name it was issued for
+        context = ssl.create_default_context(cafile=str(web.tls.cert))
+        context.check_hostname = False
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         body = exc.read()
@@ -62,6 +69,13 @@ def control_command(config_path: str, what: str, at: str | None = None) -> int:
     except (urllib.error.URLError, OSError) as exc:
         print(f"ctid is not reachable ({exc}); is `ctid run -c {config_path}` running?", file=sys.stderr)
         return 2
+    if status in (401, 403):
+        print(
+            f"ctid refused ({status}): give an admin's token (`ctid user token NAME`) in CTID_TOKEN "
+            "or in the file ctid.yaml names in web.token_file",
+            file=sys.stderr,
+        )
+        return 1
     if what == "history":
         if status != 200:
             print(body, file=sys.stderr)

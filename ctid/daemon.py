@@ -15,6 +15,7 @@ import structlog
 
 from ctid.ami.client import AmiConnection, ResyncSnapshot
 from ctid.ami.events import AmiEvent
+from ctid.auth.component import auth_component
 from ctid.bus import EventBus
 from ctid.clock import Clock, SystemClock
 from ctid.component import Component, Context, Factory
@@ -101,6 +102,7 @@ class Ctid:
         """The components, in the order they are built, started and fed each event (stopped in reverse)."""
         return [
             lambda context: ReportsComponent(context, self.interaction_log),  # every event logged first
+            auth_component,
             customers_component,
             routing_component,
             wallboard_component,
@@ -191,7 +193,8 @@ class Ctid:
         for component in self.components:  # the log first: what the others take up is read from it
             await component.start()
         await self._resume_servers()
-        self.web_runner, self.web_port = await start_web(self, self.config.web.host, self.config.web.port)
+        web = self.config.web
+        self.web_runner, self.web_port = await start_web(self, web.host, web.port, web.tls)
         for state in self.servers.values():
             state.connection.start()
         for component in self.components:

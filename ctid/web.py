@@ -1,10 +1,12 @@
 """ctid's HTTP side: health, Prometheus metrics, the live call and agent views as JSON, and the routes the
-components mount (`ctid.component.Route`), with the one reader of JSON bodies they all use."""
+components mount (`ctid.component.Route`), all behind the auth component's gate, with the one reader of
+JSON bodies they all use."""
 
 from __future__ import annotations
 
 import json
 import re
+import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,10 +14,15 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ctid.auth.policy import Role, User
+from ctid.component import Route
+
 if TYPE_CHECKING:
+    from ctid.config import TlsFiles
     from ctid.daemon import Ctid
 
 CTID_KEY = web.AppKey("ctid", object)
+USER = web.RequestKey("user", User)  # who is asking: set by the auth component's gate on every request
 log = structlog.get_logger("ctid.web")
 
 
@@ -101,25 +108,36 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 
 def make_app(ctid: Ctid) -> web.Application:
-    """ctid's own routes (health, metrics, the live calls and agents), then every component's."""
+    """ctid's own routes (health, metrics, the live calls and agents), then every component's, mounted by
+    the auth component under their policies. The live views are the supervisors': every caller's number."""
+    from ctid.auth.component import AuthComponent
+
+    auth = next((c for c in ctid.components if isinstance(c, AuthComponent)), None)
+    if auth is None:
+        raise LookupError("ctid serves HTTP only behind its auth component")
     app = web.Application()
     app[CTID_KEY] = ctid
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/calls", api_calls)
-    app.router.add_get("/api/calls/history", api_history)
-    app.router.add_get("/api/calls/{linkedid}", api_call)
-    app.router.add_get("/api/agents", api_agents)
-    for component in ctid.components:
-        for route in component.routes():
-            app.router.add_route(route.method, route.path, route.handler)
+    own = (
+        Route("GET", "/healthz", healthz, Role.PUBLIC),
+        Route("GET", "/metrics", metrics, Role.PUBLIC if auth.settings.metrics_public else Role.SUPERVISOR),
+        Route("GET", "/api/calls", api_calls, Role.SUPERVISOR),
+        Route("GET", "/api/calls/history", api_history, Role.SUPERVISOR),
+        Route("GET", "/api/calls/{linkedid}", api_call, Role.SUPERVISOR),
+        Route("GET", "/api/agents", api_agents, Role.SUPERVISOR),
+    )
+    auth.mount(app, [*own, *(route for component in ctid.components for route in component.routes())])
     return app
 
 
-async def start_web(ctid: Ctid, host: str, port: int) -> tuple[Any, int]:
+async def start_web(ctid: Ctid, host: str, port: int, tls: TlsFiles | None = None) -> tuple[Any, int]:
+    """Serve `make_app` on host:port, over TLS with `tls`'s certificate and key when given."""
     runner = web.AppRunner(make_app(ctid), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    context = None
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tls.cert, tls.key)
+    site = web.TCPSite(runner, host, port, ssl_context=context)
     await site.start()
     bound = port
     server: Any = site._server  # the bound port when 0 was asked for

@@ -8,7 +8,7 @@ import functools
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,11 +17,12 @@ import structlog
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from ctid.auth import Role
 from ctid.bus import WALLBOARD, EventBus, Subscriber
 from ctid.clock import Clock
 from ctid.component import Component, Context, Route, Ticker
 from ctid.config import WallboardSettings
-from ctid.web import STATIC, json_body
+from ctid.web import STATIC, USER, json_body
 from reports.log import InteractionLog
 from reports.wallboard import Thresholds, Wallboard
 
@@ -57,7 +58,7 @@ class ReportsComponent(Component):
         await self.log.close()
 
     def routes(self) -> Sequence[Route]:
-        return (Route("GET", "/api/reports/{name}", self.api_report),)
+        return (Route("GET", "/api/reports/{name}", self.api_report, Role.SUPERVISOR),)
 
     async def api_report(self, request: web.Request) -> web.Response:
         """GET /api/reports/NAME?from=&to=&queue=&agent=&interval=&format=json|html|csv: as `ctid report`.
@@ -232,10 +233,10 @@ class WallboardApi:
 
     def routes(self) -> Sequence[Route]:
         return (
-            Route("GET", "/wallboard", self.page),
-            Route("GET", "/ws/wallboard", self.socket),
-            Route("GET", "/api/wallboard", self.api_snapshot),
-            Route("POST", "/api/wallboard/worklist/{item_id}", self.api_mark),
+            Route("GET", "/wallboard", self.page, Role.SUPERVISOR),
+            Route("GET", "/ws/wallboard", self.socket, Role.SUPERVISOR),
+            Route("GET", "/api/wallboard", self.api_snapshot, Role.SUPERVISOR),
+            Route("POST", "/api/wallboard/worklist/{item_id}", self.api_mark, Role.SUPERVISOR),
         )
 
     async def page(self, request: web.Request) -> web.FileResponse:
@@ -276,7 +277,8 @@ class WallboardApi:
         return web.json_response(self.board.snapshot(), dumps=dumps)
 
     async def api_mark(self, request: web.Request) -> web.Response:
-        """POST {"action": "handled" | "callback"}: a supervisor dealt with an abandoned caller."""
+        """POST {"action": "handled" | "callback"}: a supervisor dealt with an abandoned caller (the mark
+        names them)."""
         body = await json_body(request)
         try:
             action = str(body["action"])
@@ -286,5 +288,6 @@ class WallboardApi:
         except (ValueError, TypeError):
             raise web.HTTPBadRequest(text='send {"action": "handled"} or {"action": "callback"}') from None
         item = self.board.worklist[marked.linkedid]  # held here: a midnight roll on publishing may clear it
-        self.bus.publish(WALLBOARD, [marked])  # logged (it outlives a restart) and applied by the wallboard
+        # logged (it outlives a restart) and applied by the wallboard
+        self.bus.publish(WALLBOARD, [replace(marked, by=request[USER].name)])
         return web.json_response(asdict(item))

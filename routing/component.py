@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
+from ctid.auth import Role
 from ctid.bus import ROUTING, Subscriber
 from ctid.component import Component, Context, Route
 from ctid.customers.component import CustomersComponent
@@ -137,7 +138,8 @@ class RoutingComponent(Component):
 
 
 class RoutingApi:
-    """Routing's HTTP API: live queues, agents' own state changes, routing.yaml's versions."""
+    """Routing's HTTP API: live queues, agents' own state changes, routing.yaml's versions (read by
+    supervisors, reloaded and rolled back by admins)."""
 
     def __init__(self, service: RoutingService, versions: RoutingConfigManager) -> None:
         self.service = service
@@ -145,12 +147,12 @@ class RoutingApi:
 
     def routes(self) -> Sequence[Route]:
         return (
-            Route("GET", "/api/queues", self.api_queues),
-            Route("POST", "/api/agents/{agent_id}/state", self.api_agent_state),
-            Route("POST", "/api/routing/reload", self.api_reload),
-            Route("POST", "/api/routing/rollback", self.api_rollback),
-            Route("GET", "/api/routing/history", self.api_history),
-            Route("GET", "/api/routing/config", self.api_config),
+            Route("GET", "/api/queues", self.api_queues, Role.SUPERVISOR),
+            Route("POST", "/api/agents/{agent_id}/state", self.api_agent_state, Role.AGENT, own="agent_id"),
+            Route("POST", "/api/routing/reload", self.api_reload, Role.ADMIN),
+            Route("POST", "/api/routing/rollback", self.api_rollback, Role.ADMIN),
+            Route("GET", "/api/routing/history", self.api_history, Role.SUPERVISOR),
+            Route("GET", "/api/routing/config", self.api_config, Role.SUPERVISOR),
         )
 
     async def api_queues(self, request: web.Request) -> web.Response:

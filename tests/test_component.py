@@ -10,12 +10,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from ctid.auth import Role
 from ctid.bus import Subscriber
 from ctid.component import Component, Context, Factory, Route, Ticker
 from ctid.config import load_config
 from ctid.daemon import Ctid
 from ctid.state import domain as d
 from reports.component import ReportsComponent
+from tests.auth_rig import bearer
 from tests.daemon_rig import until, write_ctid_yaml
 
 
@@ -33,7 +35,7 @@ class Probe(Component):
         return (lambda origin, event: self.seen.append((origin, event.kind)),)
 
     def routes(self) -> Sequence[Route]:
-        return (Route("GET", "/api/probe", self.hello),)
+        return (Route("GET", "/api/probe", self.hello, Role.SUPERVISOR),)
 
     async def hello(self, request: web.Request) -> web.Response:
         return web.json_response({"seen": len(self.seen)})
@@ -76,7 +78,12 @@ async def test_a_new_component_is_one_line_and_the_daemon_wires_it(tmp_path: Pat
     config = load_config(write_ctid_yaml(tmp_path, ami_port=1))  # an Asterisk that never answers
     ctid = WithProbe(config)
     probe = ctid.component(Probe)
-    assert probe.before == ["LoggingReports", "CustomersComponent", "IvrComponent"]  # no routing file: off
+    assert probe.before == [  # no routing file: off
+        "LoggingReports",
+        "AuthComponent",
+        "CustomersComponent",
+        "IvrComponent",
+    ]
     assert ctid.find(type("Absent", (Component,), {})) is None
     await ctid.start()
     try:
@@ -84,7 +91,8 @@ async def test_a_new_component_is_one_line_and_the_daemon_wires_it(tmp_path: Pat
         ctid.bus.publish("pbx1", [d.WorkItemMarked(1.0, "L1", "handled")])
         assert probe.seen == [("pbx1", "WorkItemMarked")]
         url = f"http://127.0.0.1:{ctid.web_port}/api/probe"
-        async with aiohttp.ClientSession() as session, session.get(url) as response:
+        login = bearer(ctid.context.engine)
+        async with aiohttp.ClientSession(headers=login) as session, session.get(url) as response:
             assert (response.status, await response.json()) == (200, {"seen": 1})
     finally:
         await ctid.stop()

@@ -22,6 +22,7 @@ import pytest
 from ctid.web import start_web
 from routing.component import RoutingApi
 from routing.versions import RoutingConfigManager
+from tests.auth_rig import add_user, fake_auth
 
 SAMPLE = Path(__file__).resolve().parents[1] / "config" / "routing.yaml"
 
@@ -32,13 +33,18 @@ class Daemon:
     ctid_yaml: Path
     base: str
     manager: RoutingConfigManager
+    token: str  # an admin's, in the token file ctid.yaml names
 
     async def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "ctid.cli", *args, "-c", str(self.ctid_yaml)]
         return await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=30)
 
     async def http(self, method: str, path: str) -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as session, session.request(method, self.base + path) as resp:
+        login = {"Authorization": f"Bearer {self.token}"}
+        async with (
+            aiohttp.ClientSession(headers=login) as session,
+            session.request(method, self.base + path) as resp,
+        ):
             body = await resp.json() if resp.content_type == "application/json" else await resp.text()
             return resp.status, body
 
@@ -47,11 +53,12 @@ def line_of(path: Path, needle: str) -> int:
     return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
 
 
-def ctid_yaml(path: Path, port: int) -> Path:
+def ctid_yaml(path: Path, port: int, token_file: Path | None = None) -> Path:
+    token = f", token_file: {token_file}" if token_file else ""
     path.write_text(
         "asterisk:\n"
         "  - {name: pbx1, host: 127.0.0.1, username: ctid, secret: s3cret}\n"
-        f"web: {{host: 127.0.0.1, port: {port}}}\n"
+        f"web: {{host: 127.0.0.1, port: {port}{token}}}\n"
     )
     return path
 
@@ -62,13 +69,17 @@ async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
     shutil.copy(SAMPLE, routing_file)
     manager = RoutingConfigManager(routing_file, lambda cfg: None)
     manager.load_initial()
+    auth, _ = fake_auth()
+    add_user(auth.users.engine, "ops")
+    secret = auth.users.issue_token("ops")  # an admin's, for `ctid reload` and `ctid config`
+    token_file = tmp_path / "token"
+    token_file.write_text(secret + "\n")
     # the routing.yaml handlers only use the version manager
-    daemon: Any = SimpleNamespace(components=[RoutingApi(service=None, versions=manager)])  # type: ignore[arg-type]
+    daemon: Any = SimpleNamespace(components=[auth, RoutingApi(service=None, versions=manager)])  # type: ignore[arg-type]
     runner, port = await start_web(daemon, "127.0.0.1", 0)
     try:
-        yield Daemon(
-            routing_file, ctid_yaml(tmp_path / "ctid.yaml", port), f"http://127.0.0.1:{port}", manager
-        )
+        config = ctid_yaml(tmp_path / "ctid.yaml", port, token_file)
+        yield Daemon(routing_file, config, f"http://127.0.0.1:{port}", manager, secret)
     finally:
         await runner.cleanup()
 

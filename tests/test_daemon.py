@@ -15,6 +15,7 @@ from ctid.daemon import Ctid
 from ivr.component import IvrComponent
 from pbxsim import PbxSimServer, World, call_center_site
 from pbxsim.autoroute import AutoRouter
+from tests.auth_rig import bearer
 from tests.daemon_rig import write_ctid_yaml
 
 AGENTS = ["1001"]
@@ -31,13 +32,17 @@ async def site(tmp_path: Path) -> AsyncIterator[tuple[PbxSimServer, Ctid, str]]:
     await ctid.start()
     server.agi_port = ctid.component(IvrComponent).port  # the dialplan's AGI() steps reach this ctid
     await ctid.wait_synced()
+    LOGIN.update(bearer(ctid.context.engine))
     yield server, ctid, f"http://127.0.0.1:{ctid.web_port}"
     await ctid.stop()
     await server.stop()
 
 
+LOGIN: dict[str, str] = {}  # the running site's admin token
+
+
 async def get(url: str) -> Any:
-    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+    async with aiohttp.ClientSession(headers=LOGIN) as http, http.get(url) as resp:
         return await resp.json()
 
 

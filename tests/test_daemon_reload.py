@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from tests.auth_rig import bearer_for_url
 from tests.routing.test_versions import many_agents
 
 SAMPLE = Path(__file__).resolve().parents[1] / "config" / "routing.yaml"
@@ -46,6 +47,7 @@ async def test_sighup_and_api_reloads_leave_healthz_answering(tmp_path: Path) ->
         f"agi: {{host: 127.0.0.1, port: 0}}\nweb: {{host: 127.0.0.1, port: {port}}}\n"
         f"routing: routing.yaml\ndatabase: sqlite:///{tmp_path}/ctid.db\nspool: {tmp_path}/spool.jsonl\n"
     )
+    login = bearer_for_url(f"sqlite:///{tmp_path}/ctid.db")
     daemon = subprocess.Popen(
         [sys.executable, "-m", "ctid.cli", "run", "-c", str(config)],
         stdout=subprocess.DEVNULL,
@@ -53,7 +55,7 @@ async def test_sighup_and_api_reloads_leave_healthz_answering(tmp_path: Path) ->
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=login) as http:
             for _ in range(600):  # start-up: importing and loading take seconds on a busy machine
                 try:
                     await request(http, "GET", base + "/healthz")

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from ctid.auth import Role
+from tests.auth_rig import add_user, browser_login
 from tests.routing.test_service_pbxsim import make_site  # noqa: F401  (fixture)
 
 CHROMIUM = os.environ.get("CTID_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
@@ -27,6 +29,8 @@ async def test_a_caller_entering_a_queue_changes_its_tile(make_site: Any) -> Non
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = await browser.new_page(viewport={"width": 1600, "height": 900})
+        password = add_user(site.ctid.context.engine, "sup", Role.SUPERVISOR)
+        await browser_login(page, site.base, "sup", password)
         await page.goto(f"{site.base}/wallboard")
         waiting = page.locator('.tile[data-queue="sales"] [data-figure="waiting"]')
         await waiting.wait_for()

@@ -18,6 +18,7 @@ from ctid.web import MAX_JSON_BODY, MAX_JSON_DEPTH, _json_depth, make_app
 from reports.component import WallboardApi
 from reports.wallboard import Wallboard
 from routing.component import RoutingApi
+from tests.auth_rig import logged_in_fake
 
 T0 = 1_795_420_800.0
 
@@ -61,11 +62,12 @@ async def site() -> Any:
     bus: Any = SimpleNamespace(publish=lambda origin, events: published.extend(events))
     routing: Any = FakeRouting()
     board = make_board()
+    auth, headers = logged_in_fake()
     ctid: Any = SimpleNamespace(
-        components=[RoutingApi(routing, versions=None), WallboardApi(board, bus)],  # routes as mounted
+        components=[auth, RoutingApi(routing, versions=None), WallboardApi(board, bus)],  # routes as mounted
         health=lambda: {"ok": True},
     )
-    async with TestClient(TestServer(make_app(ctid), host="127.0.0.1")) as client:
+    async with TestClient(TestServer(make_app(ctid), host="127.0.0.1"), headers=headers) as client:
         yield SimpleNamespace(client=client, routing=routing, board=board, published=published)
 
 

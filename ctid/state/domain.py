@@ -183,6 +183,42 @@ class WorkItemMarked(DomainEvent):
     """A supervisor dealt with an abandoned caller on the wallboard's worklist (linkedid: that call)."""
 
     action: str  # handled, callback
+    by: str = ""  # the user who marked it ('' in rows logged before logins existed)
+
+
+@dataclass(frozen=True, slots=True)
+class UserLoggedIn(DomainEvent):
+    """A user logged in to ctid's web side (linkedid is '')."""
+
+    user: str
+    role: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserLoggedOut(DomainEvent):
+    user: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoginFailed(DomainEvent):
+    """A login refused: `reason` is bad_login (unknown user, wrong password, disabled) or slowed (too many
+    failures in a row). The password tried is never kept."""
+
+    user: str
+    address: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdminAction(DomainEvent):
+    """An admin changed ctid: a routing reload or rollback over HTTP, users managed with `ctid user`."""
+
+    user: str
+    action: str  # e.g. "POST /api/routing/reload", "user add"
+    target: str  # what it acted on ('' when the action says it all)
+    status: int  # the HTTP answer; 0 for a command-line action
 
 
 @dataclass(frozen=True, slots=True)

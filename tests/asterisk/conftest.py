@@ -34,6 +34,7 @@ from tests.asterisk.harness import (
     write_ctid_config,
 )
 from tests.asterisk.tcpproxy import TcpProxy
+from tests.auth_rig import bearer_for_url
 
 LAUNCHER_ENV = "CTID_TEST_ASTERISK"
 HOW_TO_ENABLE = (
@@ -98,7 +99,8 @@ def ctid(
     write_ctid_config(
         config, ami_port=ami_proxy.port, username=asterisk.username, secret=asterisk.secret, web_port=web_port
     )
-    process = CtidProcess(config, root / "ctid.log", web_port)
+    login = bearer_for_url(f"sqlite:///{root / 'ctid.db'}")
+    process = CtidProcess(config, root / "ctid.log", web_port, login)
     process.start()
     try:
         _wait_healthy(process, timeout=15.0)
@@ -128,7 +130,8 @@ def _wait_healthy(process: CtidProcess, timeout: float) -> None:
 
 @pytest.fixture
 async def http(ctid: CtidProcess) -> AsyncIterator[CtidHttp]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(timeout=timeout, headers=ctid.login) as session:
         yield CtidHttp(ctid.base_url, session)
 
 

@@ -188,6 +188,7 @@ class CtidProcess:
     config_path: Path
     log_path: Path
     web_port: int
+    login: dict[str, str]  # an admin's bearer token, added to ctid's database before it starts
     process: subprocess.Popen[bytes] | None = None
 
     @property

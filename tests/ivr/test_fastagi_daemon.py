@@ -24,6 +24,7 @@ from ctid.daemon import Ctid
 from ivr.component import IvrComponent
 from pbxsim import PbxSimServer, World, WorldClock, call_center_site
 from pbxsim.dialplan import REFERENCE_DIALPLAN, Dialplan
+from tests.auth_rig import bearer, bearer_for_url
 
 START = 1_795_402_800.0
 
@@ -34,9 +35,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def get(url: str, timeout: float = 2.0) -> tuple[int, Any]:
+async def get(url: str, timeout: float = 2.0, login: dict[str, str] | None = None) -> tuple[int, Any]:
     client_timeout = aiohttp.ClientTimeout(total=timeout)
-    async with aiohttp.ClientSession(timeout=client_timeout) as http, http.get(url) as resp:
+    async with (
+        aiohttp.ClientSession(timeout=client_timeout, headers=login) as http,
+        http.get(url) as resp,
+    ):
         return resp.status, await resp.json()
 
 
@@ -55,6 +59,7 @@ class CtidProcess:
     web: str
     agi_port: int
     output: bytearray
+    login: dict[str, str]  # an admin's bearer token
 
     def log_lines(self, event: str) -> list[dict[str, Any]]:
         lines = [
@@ -82,6 +87,7 @@ async def ctid_run(
         if file_limit is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (file_limit, file_limit))
 
+    login = bearer_for_url(f"sqlite:///{tmp_path}/ctid.db")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ctid.cli", "run", "-c", str(config),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, preexec_fn=limit_files,
@@ -94,7 +100,7 @@ async def ctid_run(
             output.extend(chunk)
 
     collector = asyncio.create_task(collect())
-    running = CtidProcess(process, f"http://127.0.0.1:{web}", agi_port, output)
+    running = CtidProcess(process, f"http://127.0.0.1:{web}", agi_port, output, login)
 
     async def healthy() -> bool:
         try:
@@ -175,14 +181,14 @@ async def test_1100_idle_agi_connections_under_a_1024_file_limit_leave_http_and_
                 async with asyncio.timeout(2.0):
                     status, health = await get(f"{ctid.web}/healthz", timeout=2.0)
                 assert status == 200 and health["servers"]["pbx1"]["connected"] and health["ok"]
-                status, _ = await get(f"{ctid.web}/api/calls", timeout=2.0)
+                status, _ = await get(f"{ctid.web}/api/calls", timeout=2.0, login=ctid.login)
                 assert status == 200
 
                 # AMI still flows: a new caller shows in ctid's live calls (its IVR step refused at the cap)
                 caller = await server.call_in("trunk", "4000", cid_num="13800002222", cid_name="Li Na")
 
                 async def seen() -> bool:
-                    calls = (await get(f"{ctid.web}/api/calls"))[1]
+                    calls = (await get(f"{ctid.web}/api/calls", login=ctid.login))[1]
                     return any(c["contact_channel"] == caller for c in calls)
 
                 await eventually(seen, "ctid to see the new caller over AMI", timeout=5)
@@ -245,8 +251,9 @@ async def test_a_latin1_caller_name_is_routed_to_their_queue(tmp_path: Path) -> 
             await ctid.wait_synced()
             base = f"http://127.0.0.1:{ctid.web_port}"
             ready = {"state": "ready"}
+            login = bearer(ctid.context.engine)
             async with (
-                aiohttp.ClientSession() as http,
+                aiohttp.ClientSession(headers=login) as http,
                 http.post(f"{base}/api/agents/alice/state", json=ready) as r,
             ):
                 assert r.status == 200
@@ -264,7 +271,7 @@ async def test_a_latin1_caller_name_is_routed_to_their_queue(tmp_path: Path) -> 
                 for _ in range(4):
                     await server.advance(0.5)
                     await asyncio.sleep(0.02)
-                calls = (await get(f"{base}/api/calls"))[1]
+                calls = (await get(f"{base}/api/calls", login=login))[1]
                 return any(c["contact_channel"] == caller and c["agent"] == "PJSIP/1001" for c in calls)
 
             await eventually(connected, "the Latin-1 caller to be connected to alice", timeout=10)

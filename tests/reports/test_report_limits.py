@@ -18,6 +18,7 @@ from ctid.cli import main
 from ctid.web import make_app
 from reports.report import MAX_ROWS, ReportError, ReportTooLarge, check_request, run_report
 from reports.store import DAY_S
+from tests.auth_rig import bearer
 from tests.reports.test_run import END, START, db, engine, fake_ctid  # noqa: F401  (fixtures)
 
 
@@ -29,7 +30,8 @@ def healthy_ctid(engine: Engine) -> Any:  # noqa: F811
 
 @pytest.fixture()
 async def client(engine: Engine) -> Any:  # noqa: F811
-    async with TestClient(TestServer(make_app(healthy_ctid(engine)))) as test_client:
+    headers = bearer(engine)
+    async with TestClient(TestServer(make_app(healthy_ctid(engine))), headers=headers) as test_client:
         yield test_client
 
 

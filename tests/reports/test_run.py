@@ -32,6 +32,7 @@ from reports.log import CallSummary, DataGap, InteractionEvent, event_row, open_
 from reports.report import FORMATS, REPORTS, render, run_report
 from reports.store import rebuild
 from routing.config import load_routing
+from tests.auth_rig import bearer, fake_auth
 
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC).timestamp()
@@ -400,12 +401,14 @@ def fake_ctid(engine: Engine) -> Any:
         config=SimpleNamespace(wallboard=SimpleNamespace(timezone="UTC"), reports=ReportSettings()),
     )
     interaction_log: Any = SimpleNamespace(engine=engine)
-    return SimpleNamespace(components=[ReportsComponent(context, interaction_log)])
+    auth, _ = fake_auth(engine)
+    return SimpleNamespace(components=[auth, ReportsComponent(context, interaction_log)])
 
 
 @pytest.fixture()
 async def client(engine: Engine) -> Any:
-    async with TestClient(TestServer(make_app(fake_ctid(engine)))) as test_client:
+    headers = bearer(engine)
+    async with TestClient(TestServer(make_app(fake_ctid(engine))), headers=headers) as test_client:
         yield test_client
 
 

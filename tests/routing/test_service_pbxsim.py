@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from reports.log import load_events
 from routing.component import RoutingComponent
 from routing.customers import Customer, import_csv_text
 from routing.value import Tier
+from tests.auth_rig import bearer
 
 START = 1_795_402_800.0  # Monday 2026-11-23, 11:00 in Shanghai: the office queues are open
 AGENTS = {"alice": "1001", "bob": "1002", "carol": "1003"}
@@ -78,6 +79,7 @@ class Site:
     routing_file: Path
     answer: dict[str, float | None]  # agent phone -> seconds before answering (None: never)
     config: Path | None = None  # ctid.yaml, for a restart
+    login: dict[str, str] = field(default_factory=dict)  # an admin's bearer token
 
     async def restart(self, while_down: float = 0.0) -> None:
         """Stop ctid as SIGTERM does, let `while_down` virtual seconds pass, start a new ctid on the same
@@ -117,7 +119,7 @@ class Site:
 
     async def set_state(self, agent: str, state: str, reason: str = "") -> int:
         async with (
-            aiohttp.ClientSession() as http,
+            aiohttp.ClientSession(headers=self.login) as http,
             http.post(
                 f"{self.base}/api/agents/{agent}/state", json={"state": state, "reason": reason}
             ) as resp,
@@ -125,7 +127,7 @@ class Site:
             return resp.status
 
     async def get(self, path: str) -> Any:
-        async with aiohttp.ClientSession() as http, http.get(self.base + path) as resp:
+        async with aiohttp.ClientSession(headers=self.login) as http, http.get(self.base + path) as resp:
             return await resp.json()
 
     async def agent_of(self, caller_channel: str) -> str:
@@ -195,6 +197,7 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Sit
         server.agi_port = ctid.component(IvrComponent).port
         await ctid.wait_synced()
         site = Site(server, ctid, f"http://127.0.0.1:{ctid.web_port}", routing_file, answer, config)
+        site.login = bearer(ctid.context.engine)
         sites.append(site)
         return site
 
@@ -382,7 +385,7 @@ async def test_a_reload_applies_to_callers_already_waiting_and_a_broken_file_cha
     assert [w["tier"] for w in (await queue_of(site, "sales"))["waiting"]] == ["C", "A"]  # A's delay
     no_delay = original.replace("  ageing_per_s: 1.0\n", "  ageing_per_s: 1.0\n  head_start_after_s: 0\n")
     site.routing_file.write_text(no_delay)
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=site.login) as http:
         async with http.post(f"{site.base}/api/routing/reload") as resp:
             assert resp.status == 200 and (await resp.json())["version"] == 2
         waiting = (await queue_of(site, "sales"))["waiting"]
@@ -420,7 +423,7 @@ async def test_metrics_expose_the_live_queue_figures(make_site: Any) -> None:
     await ready_in_order(site, "alice")
     await answered_by(site)
     await site.call("4000", "13900000001")  # waits: alice is busy
-    async with aiohttp.ClientSession() as http, http.get(f"{site.base}/metrics") as resp:
+    async with aiohttp.ClientSession(headers=site.login) as http, http.get(f"{site.base}/metrics") as resp:
         text = await resp.text()
     board = {q["queue"]: q for q in (await site.get("/api/wallboard"))["queues"]}
     assert f'ctid_service_level_ratio{{queue="sales"}} {float(board["sales"]["service_level"])}' in text
@@ -439,7 +442,7 @@ async def test_the_report_api_gives_what_the_log_holds(make_site: Any) -> None:
     summary = await site.get(f"/api/reports/queue-summary?from={start}&to={end}")
     sales = next(q for q in summary if q["queue"] == "sales")
     assert (sales["offered"], sales["answered"]) == (1, 1)
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=site.login) as http:
         async with http.get(
             f"{site.base}/api/reports/queue-summary?from={start}&to={end}&format=html"
         ) as resp:
@@ -457,7 +460,7 @@ async def test_a_supervisor_marks_an_abandoned_caller_and_the_mark_is_logged(mak
     await site.hang_up(channel)
     (item,) = (await site.get("/api/wallboard"))["worklist"]
     assert item["number"] == "13900000042" and item["wait_s"] >= 30
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=site.login) as http:
         url = f"{site.base}/api/wallboard/worklist/{item['id']}"
         async with http.post(url, json={"action": "callback"}) as resp:
             assert resp.status == 200 and (await resp.json())["state"] == "callback"
@@ -590,7 +593,10 @@ async def test_a_caller_whose_ivr_step_fails_waits_in_their_numbers_queue_and_is
     assert ("QueueAssigned", "200") in mine
     # a reload that maps 4001 elsewhere applies to the next such caller
     site.routing_file.write_text(site.routing_file.read_text().replace('"4001": "200"', '"4001": sales'))
-    async with aiohttp.ClientSession() as http, http.post(f"{site.base}/api/routing/reload") as resp:
+    async with (
+        aiohttp.ClientSession(headers=site.login) as http,
+        http.post(f"{site.base}/api/routing/reload") as resp,
+    ):
         assert resp.status == 200
     later = await site.call("4001", "13900000001")
     assert await waiting_in(site) == {"sales": [await linkedid_of(site, later)]}
