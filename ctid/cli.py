@@ -1,4 +1,4 @@
-"""The `ctid` command line: run, check-config, init, report, replay, demo, sim-day, bench.
+"""The `ctid` command line: run, check-config, init, report, replay, demo, sim-day, bench, user.
 
 Exit codes: 0 done, 1 invalid input (a config error, a bad period), 2 a file that cannot be read or written
 (one line on stderr naming it, never a traceback).
@@ -337,6 +337,7 @@ def _control(args: argparse.Namespace, what: str, at: str | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ctid.auth.cli import add_user_commands
     from reports.report import REPORTS
 
     parser = argparse.ArgumentParser(
@@ -430,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--databases", default="sqlite,postgresql", help="reports: which databases to load and time"
     )
     bench.set_defaults(func=_cmd_bench)
+    add_user_commands(sub)
     return parser
 
 

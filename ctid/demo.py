@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ctid.auth import create_demo_users
 from ctid.config import load_config
 from ctid.daemon import Ctid
 from ctid.errors import ConfigError
@@ -80,6 +81,7 @@ async def run_demo(config_path: Path, *, seed: int, speed: float, calls_per_hour
     for agent in routing_cfg.agents:  # every agent logs in at the start of the shift
         ctid.component(RoutingComponent).service.set_agent_state(agent.id, AgentStatus.READY)
     base = f"http://{config.web.host}:{ctid.web_port}"
+    users = create_demo_users(ctid.context.engine, [a.id for a in routing_cfg.agents], time.time)
     print(
         f"ctid demo: pbxsim on {pbx.host}:{server.port} ({len(phones)} agent phones, "
         f"{calls_per_hour:g} calls/h, speed {speed:g}), ctid FastAGI on "
@@ -93,7 +95,9 @@ async def run_demo(config_path: Path, *, seed: int, speed: float, calls_per_hour
         f"  health       {base}/healthz\n"
         f"  config       {config_path}\n"
         f"  log          {where_logged(config.database)}\n"
-        "Ctrl-C stops.",
+        f"  log in at    {base}/login as (passwords new on each demo run):\n"
+        + "".join(f"    {name:<12} {role:<11} {password}\n" for name, role, password in users)
+        + "Ctrl-C stops.",
         flush=True,
     )
     try:

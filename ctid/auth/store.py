@@ -189,18 +189,19 @@ _DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(16))
 def create_demo_users(
     engine: Engine, agent_ids: Iterable[str], clock: Callable[[], float]
 ) -> list[tuple[str, str, str]]:
-    """A supervisor, an admin and one user per agent, each with a fresh random password: (name, role,
-    password) to print once. Users already there are left as they are (and not listed)."""
+    """For `ctid demo`: a supervisor, an admin and one user per agent (named as the agent), each with a
+    fresh random password, also those left by an earlier demo: (name, role, password), to print once."""
     create_schema(engine)
     store = UserStore(engine, clock)
     wanted = [("supervisor", Role.SUPERVISOR, ""), ("admin", Role.ADMIN, "")]
     wanted += [(agent_id, Role.AGENT, agent_id) for agent_id in agent_ids]
-    made = []
     existing = {user.name for user in store.users()}
+    made = []
     for name, role, agent_id in wanted:
-        if name in existing:
-            continue
         password = secrets.token_urlsafe(12)
-        store.add(name, role, password, agent_id)
+        if name in existing:
+            store.set_password(name, password)
+        else:
+            store.add(name, role, password, agent_id)
         made.append((name, role.value, password))
     return made
