@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from ctid.auth import Role, UserStore, create_schema
 from ctid.auth.component import AuthComponent
-from ctid.clock import SystemClock
+from ctid.clock import Clock, SystemClock
 from ctid.config import WebListener
 from ctid.db import make_engine
 from ctid.state.domain import DomainEvent
@@ -43,7 +43,7 @@ def bearer_for_url(url: str, name: str = "") -> dict[str, str]:
 
 
 def fake_auth(
-    engine: Engine | None = None, settings: WebListener | None = None
+    engine: Engine | None = None, settings: WebListener | None = None, clock: Clock | None = None
 ) -> tuple[AuthComponent, list[tuple[str, DomainEvent]]]:
     """An auth component for a fake daemon's `components` (over an in-memory database unless given), and
     the events it publishes."""
@@ -54,7 +54,8 @@ def fake_auth(
 
     engine = engine or make_engine("sqlite://")
     create_schema(engine)
-    auth = AuthComponent(UserStore(engine, time.time), SystemClock(), publish, settings or WebListener())
+    clock = clock or SystemClock()
+    auth = AuthComponent(UserStore(engine, clock.now), clock, publish, settings or WebListener())
     return auth, published
 
 

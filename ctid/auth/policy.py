@@ -58,7 +58,11 @@ def allowed(user: User | None, policy: Policy, params: Mapping[str, str]) -> Dec
         return Decision.LOGIN
     if user.role.rank < policy.role.rank:
         return Decision.FORBIDDEN
-    if policy.own and user.role is Role.AGENT and params.get(policy.own) != user.agent_id:
+    if (
+        policy.own
+        and user.role is Role.AGENT
+        and (not user.agent_id or params.get(policy.own) != user.agent_id)
+    ):
         return Decision.FORBIDDEN
     return Decision.ALLOW
 
