@@ -26,6 +26,7 @@ from ctid.errors import ConfigError
 from ctid.state.domain import AdminAction
 
 EXIT_INVALID = 1
+EXIT_FILE = 2
 
 
 def add_user_commands(sub: Any) -> None:
@@ -62,7 +63,7 @@ def _run(args: argparse.Namespace, run: Callable[[argparse.Namespace, UserStore]
         config = load_config(Path(args.config))
     except ConfigError as exc:
         print("\n".join(exc.errors), file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_FILE if any(": cannot read: " in line for line in exc.errors) else EXIT_INVALID
     engine = open_engine(config.database)
     try:
         create_schema(engine)
