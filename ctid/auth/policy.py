@@ -115,11 +115,6 @@ class Sessions:
     def close(self, session_id: str) -> None:
         self._by_id.pop(session_id, None)
 
-    def close_user(self, user: str) -> None:
-        """End every session of `user` (disabled, or a new password)."""
-        for session_id in [k for k, s in self._by_id.items() if s.user == user]:
-            del self._by_id[session_id]
-
     def __len__(self) -> int:
         return len(self._by_id)
 

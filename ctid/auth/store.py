@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -130,7 +131,7 @@ class UserStore:
         for an unknown name too, so the answer takes as long either way)."""
         with self.engine.connect() as connection:
             row = connection.execute(select(UserRow).where(UserRow.name == name)).one_or_none()
-        stored = row.password_hash if row is not None else _DUMMY_HASH
+        stored = row.password_hash if row is not None else _dummy_hash()
         try:
             HASHER.verify(stored, password)
         except (VerificationError, InvalidHashError):
@@ -183,7 +184,10 @@ def _check_password(password: str) -> None:
         raise UserError(f"a password has at least {MIN_PASSWORD} characters")
 
 
-_DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(16))
+@functools.cache
+def _dummy_hash() -> str:
+    """What an unknown user's password is checked against, made once, when first needed."""
+    return HASHER.hash(secrets.token_urlsafe(16))
 
 
 def create_demo_users(
