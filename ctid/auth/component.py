@@ -150,15 +150,16 @@ class AuthComponent(Component):
                 text=f"too many failed logins: try again in {math.ceil(wait_s)} s",
                 headers={"Retry-After": str(math.ceil(wait_s))},
             )
+        self.throttle.failed(name, address, now)  # counted before the check: guesses sent at once wait too
         user = await asyncio.to_thread(self.users.check_password, name, password)
         if user is None:
-            self.throttle.failed(name, address, self.clock.now())
             self.publish(AUTH, [d.LoginFailed(self.clock.now(), "", name, address, "bad_login")])
             log.info("login_failed", user=name, address=address)
             if is_json:
                 raise web.HTTPUnauthorized(text="wrong user name or password")
             return _login_html(target, "Wrong user name or password.", status=401)
         self.throttle.succeeded(name, address)
+        self.sessions.close(request.cookies.get(SESSION_COOKIE, ""))  # a fresh id on every login
         session_id, session = self.sessions.open(user.name, self.clock.now())
         self.publish(AUTH, [d.UserLoggedIn(self.clock.now(), "", user.name, user.role.value, address)])
         log.info("login", user=user.name, role=user.role.value, address=address)

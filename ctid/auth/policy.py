@@ -96,6 +96,8 @@ class Sessions:
     _by_id: dict[str, Session] = field(default_factory=dict)
 
     def open(self, user: str, now: float) -> tuple[str, Session]:
+        """A new session for `user`; sessions over by `now` are dropped first (memory stays bounded)."""
+        self._by_id = {k: s for k, s in self._by_id.items() if not self._over(s, now)}
         session_id = secrets.token_urlsafe(32)
         session = Session(user, secrets.token_urlsafe(32), now, now)
         self._by_id[session_id] = session
@@ -106,11 +108,14 @@ class Sessions:
         session = self._by_id.get(session_id)
         if session is None:
             return None
-        if now - session.last_seen > self.idle_s or now - session.created > self.max_s:
+        if self._over(session, now):
             del self._by_id[session_id]
             return None
         session.last_seen = now
         return session
+
+    def _over(self, session: Session, now: float) -> bool:
+        return now - session.last_seen > self.idle_s or now - session.created > self.max_s
 
     def close(self, session_id: str) -> None:
         self._by_id.pop(session_id, None)

@@ -4,6 +4,7 @@ needs its CSRF token, a password is never logged nor returned, and failed logins
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -204,6 +205,12 @@ async def test_ten_wrong_passwords_in_a_row_are_slowed_down(site: Any) -> None:
     assert kinds.count(("LoginFailed", "bad_login")) == 5
     assert kinds.count(("LoginFailed", "slowed")) == 9
     assert kinds.count(("UserLoggedIn", "")) == 1
+
+
+async def test_guesses_sent_all_at_once_are_slowed_too(site: Any) -> None:
+    guesses = [login(site, "alice", f"guess-{n}") for n in range(10)]
+    statuses = sorted([response.status for response in await asyncio.gather(*guesses)])
+    assert statuses == [401, 401, 401] + [429] * 7
 
 
 async def test_a_password_is_never_logged_nor_returned(site: Any) -> None:

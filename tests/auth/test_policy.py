@@ -57,6 +57,14 @@ def test_a_session_ends_when_idle_or_too_old() -> None:
     assert sessions.get(busy, 1001.0) is None  # used all along, but over its lifetime
 
 
+def test_opening_a_session_drops_those_that_are_over() -> None:
+    sessions = Sessions(idle_s=100.0, max_s=1000.0)
+    for _ in range(5):
+        sessions.open("ann", now=0.0)
+    sessions.open("sue", now=150.0)
+    assert len(sessions) == 1
+
+
 def test_each_session_has_its_own_id_and_csrf_token_and_closes_alone() -> None:
     sessions = Sessions()
     first, one = sessions.open("ann", 0.0)
