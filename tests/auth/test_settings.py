@@ -3,6 +3,8 @@ Secure cookies, and a trusted reverse proxy's client address."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import ssl
 import subprocess
 from pathlib import Path
@@ -15,9 +17,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ctid.auth import Role
 from ctid.config import TlsFiles, WebListener, load_config
+from ctid.control import control_command
 from ctid.state import domain as d
 from ctid.web import make_app, start_web
+from routing.component import RoutingApi
+from routing.versions import RoutingConfigManager
 from tests.auth_rig import add_user, fake_auth
+
+SAMPLE_ROUTING = Path(__file__).resolve().parents[2] / "config" / "routing.yaml"
 
 
 def fake_ctid(auth: Any) -> Any:
@@ -90,3 +97,29 @@ async def test_the_client_address_comes_from_a_trusted_proxy_only(trusted: bool,
         assert response.status == 200
     (login,) = [event for _, event in published if isinstance(event, d.UserLoggedIn)]
     assert login.address == address
+
+
+async def test_ctid_config_history_reaches_a_daemon_serving_https(
+    certificate: TlsFiles, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routing_file = tmp_path / "routing.yaml"
+    shutil.copy(SAMPLE_ROUTING, routing_file)
+    manager = RoutingConfigManager(routing_file, lambda cfg: None)
+    manager.load_initial()
+    auth, _ = fake_auth(settings=WebListener(tls=certificate))
+    add_user(auth.users.engine, "ops")
+    token_file = tmp_path / "token"
+    token_file.write_text(auth.users.issue_token("ops"))
+    daemon: Any = SimpleNamespace(components=[auth, RoutingApi(service=None, versions=manager)])  # type: ignore[arg-type]
+    runner, port = await start_web(daemon, "127.0.0.1", 0, certificate)
+    config = tmp_path / "ctid.yaml"
+    config.write_text(
+        "asterisk:\n  - {name: pbx1, host: 127.0.0.1, username: ctid, secret: s3cret}\n"
+        f"web: {{port: {port}, token_file: {token_file},"
+        f" tls: {{cert: {certificate.cert}, key: {certificate.key}}}}}\n"
+    )
+    try:
+        assert await asyncio.to_thread(control_command, str(config), "history") == 0
+    finally:
+        await runner.cleanup()
+    assert capsys.readouterr().out.startswith("* v1")
