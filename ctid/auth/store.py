@@ -109,6 +109,7 @@ class UserStore:
         self._update(name, password_hash=HASHER.hash(password))
 
     def disable(self, name: str) -> None:
+        """No more logins for `name`; their tokens are revoked (sessions end at their next request)."""
         self._update(name, disabled=True)
         with self.engine.begin() as connection:
             connection.execute(update(ApiToken).where(ApiToken.user == name).values(revoked=True))
