@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from ctid.customers import Tier
 from ctid.daemon import tune_gc
 from ctid.samples import sample_path
 from ctid.state.domain import DomainEvent
@@ -29,7 +30,7 @@ from routing.engine import decide
 from routing.model import AgentStatus, AgentView, QueuePolicy, RoutingSnapshot, Strategy, WaitingCall
 from routing.service import priority_rules
 from routing.sim import START, TIERS, Policy, RoutingSim, Scenario, SimResult
-from routing.value import PriorityRules, Tier, base_priority
+from routing.value import PriorityRules, base_priority
 
 log = structlog.get_logger("ctid.bench_routing")
 

@@ -1,7 +1,8 @@
 """ivr: ctid's FastAGI server for the dialplan contract's AGI steps (identify, outbound AMD, survey)."""
 
+from ctid.customers import Identification
 from ivr.fastagi import AgiLimits, AgiReply, AgiSession, AgiSessionEnded, FastAgiServer, agi_quote
-from ivr.server import Identification, IvrServer, default_identify
+from ivr.server import IvrServer, default_identify
 
 __all__ = [
     "AgiLimits",

@@ -9,18 +9,10 @@ from dataclasses import dataclass
 import structlog
 
 from ctid.config import AgiListener
+from ctid.customers import Identification
 from ivr.fastagi import AgiLimits, AgiSession, FastAgiServer, Script
 
 log = structlog.get_logger("ctid.ivr")
-
-
-@dataclass(frozen=True, slots=True)
-class Identification:
-    """What the IVR learned about an inbound caller, handed to routing through CTID_* variables."""
-
-    queue: str
-    customer: str = ""
-    tier: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,6 @@ from ctid.commands import Command, OfferCall
 from routing.acd import Acd
 from routing.agents import AgentBook, AgentRecord, AgentStateError
 from routing.config import RoutingConfig, is_open, load_routing, load_routing_checked, queue_policies
-from routing.customers import CustomerRecord, import_csv, lookup_by_phone, recompute_tiers
 from routing.engine import decide, effective_priority, queue_order
 from routing.model import (
     AgentStatus,
@@ -14,15 +13,7 @@ from routing.model import (
     Strategy,
     WaitingCall,
 )
-from routing.value import (
-    CustomerValue,
-    Lifecycle,
-    PriorityRules,
-    Tier,
-    assign_tiers,
-    base_priority,
-    value_score,
-)
+from routing.value import PriorityRules, base_priority
 
 __all__ = [
     "Acd",
@@ -32,28 +23,19 @@ __all__ = [
     "AgentStatus",
     "AgentView",
     "Command",
-    "CustomerRecord",
-    "CustomerValue",
-    "Lifecycle",
     "OfferCall",
     "PriorityRules",
     "QueuePolicy",
     "RoutingConfig",
     "RoutingSnapshot",
     "Strategy",
-    "Tier",
     "WaitingCall",
-    "assign_tiers",
     "base_priority",
     "decide",
     "effective_priority",
-    "import_csv",
     "is_open",
     "load_routing",
     "load_routing_checked",
-    "lookup_by_phone",
     "queue_order",
     "queue_policies",
-    "recompute_tiers",
-    "value_score",
 ]

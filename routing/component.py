@@ -64,7 +64,7 @@ class RoutingComponent(Component):
         customers = ctx.find(CustomersComponent)
         if customers is not None:  # callers identified by the IVR: their value figures feed priorities
             self.service.values = customers.values
-            customers.route_with(lambda: self.service.cfg)
+            customers.route_with(self.queue_for, lambda: self.service.cfg.tiers.default_tier)
         self._first_sync_pending: set[str] = set(
             ctx.servers
         )  # servers whose first resync settles restored calls

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from ctid.customers import phone_digits
 from ctid.errors import ConfigError
 from ctid.yamlconf import SourceMap, format_path, load_located, read_config_text
 from routing.model import AgentStatus, AgentView, QueuePolicy, Strategy
@@ -22,7 +23,8 @@ WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 
 _TIME_RANGE = re.compile(r"(?P<h1>\d\d):(?P<m1>\d\d)-(?P<h2>\d\d):(?P<m2>\d\d)")
 _CLOSED_ACTION = re.compile(r"voicemail|callback|hangup|queue:.+")
-_NUMBER = re.compile(r"\+?[0-9]+")
+# digits, optionally a leading +, with spaces and dashes for the reader anywhere
+_NUMBER = re.compile(r"[\s-]*(?:\+[\s-]*)?[0-9][0-9\s-]*")
 
 
 def _as_text(value: object) -> object:
@@ -30,13 +32,8 @@ def _as_text(value: object) -> object:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-def normalize_number(number: str) -> str:
-    """A dialled number as routing compares it: spaces and dashes are only for the reader."""
-    return re.sub(r"[\s-]", "", number)
-
-
 def _dialled_number(value: str) -> str:
-    if not _NUMBER.fullmatch(normalize_number(value)):
+    if not _NUMBER.fullmatch(value):
         raise ValueError(f"'{value}' is not a dialled number (digits, optionally a leading +)")
     return value
 
@@ -231,10 +228,10 @@ class RoutingConfig(_Settings):
         return self.queue_for_number(dnis) or self.entry_queue
 
     def queue_for_number(self, number: str) -> str | None:
-        """The queue a dialled number (DNIS) routes to."""
-        wanted = normalize_number(number)
+        """The queue a dialled number (DNIS) routes to; numbers compare by their digits (`phone_digits`)."""
+        wanted = phone_digits(number)
         for written, queue in self.dnis.items():
-            if normalize_number(written) == wanted:
+            if phone_digits(written) == wanted:
                 return queue
         return None
 
@@ -357,7 +354,7 @@ class _Checker:
     def _dnis(self) -> None:
         first: dict[str, str | int] = {}
         for key in self.dnis_keys:
-            number = normalize_number(str(key))
+            number = phone_digits(str(key))
             if number in first:
                 at = self.source.locate_key(("dnis", first[number]))
                 self.error(

@@ -20,6 +20,7 @@ from ctid.bus import COMPONENT_ORIGINS
 from ctid.clock import Clock
 from ctid.commands import Command, MoveToQueue, OfferCall, SendTo, SetVariable
 from ctid.component import Ticker
+from ctid.customers import CustomerValue, Tier
 from ctid.executor import CommandFailed, CommandResult
 from ctid.metrics import (
     AGENTS,
@@ -36,7 +37,7 @@ from routing.config import RoutingConfig, queue_policies
 from routing.engine import effective_priority
 from routing.model import AgentStatus
 from routing.rules import queue_rules
-from routing.value import CustomerValue, PriorityRules, Tier, base_priority
+from routing.value import PriorityRules, base_priority
 
 log = structlog.get_logger("routing.service")
 

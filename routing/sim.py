@@ -23,13 +23,14 @@ from ctid.ami.events import decode_event, relevant
 from ctid.ami.message import AmiMessage
 from ctid.ami.parser import AmiParser
 from ctid.commands import OfferCall, ami_actions
+from ctid.customers import Tier
 from ctid.state import CallStateModel
 from ctid.state import domain as d
 from pbxsim import AgiSession, Endpoint, PhonePlan, TrafficGenerator, TrafficProfile, World, call_center_site
 from routing.acd import Acd, PriorityOf, flat_priority
 from routing.agents import AgentBook, AgentRecord
 from routing.model import AgentStatus, QueuePolicy, Strategy
-from routing.value import PriorityRules, Tier, base_priority
+from routing.value import PriorityRules, base_priority
 
 if TYPE_CHECKING:
     from pbxsim.channels import Channel

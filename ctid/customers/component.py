@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from ctid.component import Component, Context
+from ctid.customers.book import caller_lookup, create_schema
+from ctid.customers.identify import CallerDirectory, Identification
+from ctid.customers.value import CustomerValue
 
 
 def customers_component(ctx: Context) -> CustomersComponent:
@@ -18,14 +20,12 @@ class CustomersComponent(Component):
     name = "customers"
 
     def __init__(self, ctx: Context) -> None:
-        from routing.customers import create_schema
-
         self.engine = ctx.engine
         ctx.add_schema(create_schema)
-        self.values: dict[str, Any] = {}  # customer id -> value figures of callers identified so far
-        self.identify: Callable[[str, str], Awaitable[Any]] | None = None  # once a router says where calls go
+        self.values: dict[str, CustomerValue] = {}  # customer id -> figures of callers identified
+        self.identify: Callable[[str, str], Awaitable[Identification]] | None = None  # once a router is set
 
-    def route_with(self, config: Callable[[], Any]) -> None:
-        from routing.identify import CallerDirectory
-
-        self.identify = CallerDirectory(config, self.engine, self.values).identify
+    def route_with(self, queue_for: Callable[[str, str], str], default_tier: Callable[[], str]) -> None:
+        """Identify callers from now on, with the router's queue for a dialled number and its default tier."""
+        directory = CallerDirectory(queue_for, default_tier, caller_lookup(self.engine), self.values)
+        self.identify = directory.identify

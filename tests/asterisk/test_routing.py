@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
+from ctid.customers import Tier
+from ctid.customers.book import Customer, import_csv_text
 from ctid.db import make_engine
-from routing.customers import Customer, import_csv_text
-from routing.value import Tier
 from tests.asterisk.amiclient import event
 from tests.asterisk.harness import (
     AGI_PORT,

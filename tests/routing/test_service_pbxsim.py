@@ -19,14 +19,14 @@ from sqlalchemy.orm import Session
 from structlog.testing import capture_logs
 
 from ctid.config import load_config
+from ctid.customers import Tier
+from ctid.customers.book import Customer, import_csv_text
 from ctid.daemon import Ctid
 from ivr.component import IvrComponent
 from pbxsim import PbxSimServer, World, WorldClock, call_center_site
 from pbxsim.world import PhonePlan
 from reports.log import load_events
 from routing.component import RoutingComponent
-from routing.customers import Customer, import_csv_text
-from routing.value import Tier
 from tests.auth_rig import bearer
 
 START = 1_795_402_800.0  # Monday 2026-11-23, 11:00 in Shanghai: the office queues are open

@@ -1,4 +1,4 @@
-"""The customer book on SQLite: CSV import, tier recomputation and lookup by phone number."""
+"""The customer book on SQLite: CSV import, tier recomputation, lookup by phone number and open cases."""
 
 import io
 from collections.abc import Iterator
@@ -10,21 +10,21 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ctid.db import make_engine
-from routing.customers import (
+from ctid.customers import CaseStep, Lifecycle, Tier
+from ctid.customers.book import (
     Case,
     Customer,
     CustomerImportError,
     CustomerPhone,
+    SupportCaseStep,
     create_schema,
     import_csv,
     import_csv_text,
     lookup_by_phone,
-    normalize_number,
-    numbers_match,
+    open_cases,
     recompute_tiers,
 )
-from routing.value import Lifecycle, Tier
+from ctid.db import make_engine
 
 ALL_LIFECYCLES = "suspect, prospect, first_time, repeat, client, advocate, lost"
 HEADER = "id,name,phones,revenue_12m,tenure_years,cost_to_serve,lifecycle,vip\n"
@@ -178,10 +178,40 @@ def test_recompute_tiers_on_an_empty_book(session: Session) -> None:
     assert recompute_tiers(session) == {Tier.A: 0, Tier.B: 0, Tier.C: 0}
 
 
-def test_normalization_rule() -> None:
-    assert normalize_number("+44 (0)20 7946-0958") == "4402079460958"
-    assert normalize_number("00 44 20 7946 0958") == "442079460958"
-    assert normalize_number("ext.") == ""
-    assert numbers_match("442079460958", "2079460958")
-    assert not numbers_match("1234", "91234")
-    assert not numbers_match("", "")
+def test_open_cases_come_oldest_first_with_their_steps_in_order(session: Session) -> None:
+    import_csv_text(session, GOOD)
+    day = datetime(2024, 5, 1, tzinfo=UTC)
+    late = Case(customer_id="c1", opened_at=day.replace(day=3), subject="late delivery")
+    late.steps = [
+        SupportCaseStep(at=day.replace(day=5), who="bob", done="refund approved"),
+        SupportCaseStep(at=day.replace(day=4), who="ann", done="asked the carrier", next_step="call back"),
+    ]
+    invoice = Case(customer_id="c1", opened_at=day, subject="wrong invoice")
+    closed = Case(customer_id="c1", opened_at=day, closed_at=day, subject="closed one")
+    other = Case(customer_id="c2", opened_at=day, subject="someone else's")
+    session.add_all([late, invoice, closed, other])
+    session.commit()
+    session.expunge_all()  # read back from the database, not from the session's objects
+    cases = open_cases(session, "c1")
+    assert [(c.subject, c.customer, c.opened_at) for c in cases] == [
+        ("wrong invoice", "c1", day),
+        ("late delivery", "c1", day.replace(day=3)),
+    ]
+    assert cases[0].steps == ()
+    assert cases[1].steps == (
+        CaseStep(day.replace(day=4), "ann", "asked the carrier", "call back"),
+        CaseStep(day.replace(day=5), "bob", "refund approved", ""),
+    )
+    assert open_cases(session, "c3") == ()
+
+
+def test_deleting_a_customer_deletes_its_cases_and_their_steps(session: Session) -> None:
+    import_csv_text(session, GOOD)
+    case = Case(customer_id="c2", opened_at=datetime(2024, 5, 1, tzinfo=UTC), subject="billing")
+    case.steps = [SupportCaseStep(at=case.opened_at, who="ann", done="noted")]
+    session.add(case)
+    session.flush()
+    session.delete(session.get(Customer, "c2"))
+    session.flush()
+    assert session.scalars(select(SupportCaseStep)).all() == []
+    assert session.scalars(select(Case)).all() == []

@@ -1,12 +1,7 @@
-"""The customer book in SQL: tables, CSV import, tier recomputation and caller lookup by phone number.
+"""The customer book in SQL: customers, their phones and cases, CSV import, tier recomputation and lookup.
 
-Phone matching rule: a number is reduced to its digits (dropping +, spaces, dashes, dots, brackets)
-and then to no leading zeros, so "+44 20 7946 0958", "0044 20 7946 0958" and "020 7946-0958" become
-"442079460958", "442079460958" and "2079460958". Two numbers match when they are equal, or when the
-shorter has at least `MIN_SUFFIX_DIGITS` (9) digits and is the tail of the longer - so a national
-number finds the international one it was stored as and vice versa. Shorter numbers (extensions)
-match only exactly. If a tail match points at more than one customer the lookup answers None rather
-than screen-pop the wrong person.
+Phone numbers are stored and matched by the rule in `ctid.customers.phones`. If a tail match points at
+more than one customer the lookup answers None rather than screen-pop the wrong person.
 """
 
 from __future__ import annotations
@@ -16,7 +11,7 @@ import io
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO
@@ -35,11 +30,14 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload
 
-from ctid.db import Base
-from routing.value import (
+from ctid.customers.cases import CaseRecord, CaseStep
+from ctid.customers.identify import Lookup
+from ctid.customers.phones import MIN_SUFFIX_DIGITS, numbers_match, phone_key
+from ctid.customers.value import (
     DEFAULT_WEIGHTS,
+    CustomerRecord,
     CustomerValue,
     Lifecycle,
     Tier,
@@ -47,8 +45,8 @@ from routing.value import (
     assign_tiers,
     value_score,
 )
+from ctid.db import Base
 
-MIN_SUFFIX_DIGITS = 9
 # Indexed tail of every stored number; a lookup narrows candidates with it, then checks the full rule.
 _KEY_DIGITS = MIN_SUFFIX_DIGITS
 _MONEY = Numeric(14, 2)
@@ -88,7 +86,7 @@ class Customer(Base):
 
 
 class CustomerPhone(Base):
-    """A phone number a customer calls from, stored normalized (see the module docstring)."""
+    """A phone number a customer calls from, stored as its `phone_key`."""
 
     __tablename__ = "customer_phone"
 
@@ -111,37 +109,27 @@ class Case(Base):
     subject: Mapped[str] = mapped_column(String(200))
 
     customer: Mapped[Customer] = relationship(back_populates="cases")
+    steps: Mapped[list[SupportCaseStep]] = relationship(back_populates="case", cascade="all, delete-orphan")
+
+
+class SupportCaseStep(Base):
+    """One step taken on a case: when, by whom, what was done, and the next step ("" when none)."""
+
+    __tablename__ = "support_case_step"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("support_case.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    who: Mapped[str] = mapped_column(String(100))
+    done: Mapped[str] = mapped_column(String(500))
+    next_step: Mapped[str] = mapped_column(String(500), default="")
+
+    case: Mapped[Case] = relationship(back_populates="steps")
 
 
 def create_schema(engine: Engine) -> None:
     """Create every ctid table that does not exist yet."""
     Base.metadata.create_all(engine)
-
-
-def normalize_number(raw: str) -> str:
-    """A phone number as digits only, without leading zeros; "" when nothing is left."""
-    return "".join(ch for ch in raw if ch.isdigit() and ch.isascii()).lstrip("0")
-
-
-def numbers_match(a: str, b: str) -> bool:
-    """Whether two normalized numbers are the same line under the module's matching rule."""
-    if a == b:
-        return bool(a)
-    short, long = sorted((a, b), key=len)
-    return len(short) >= MIN_SUFFIX_DIGITS and long.endswith(short)
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerRecord:
-    """What routing and screen-pop get back for an identified caller."""
-
-    id: str
-    name: str
-    tier: Tier | None
-    lifecycle: Lifecycle
-    vip: bool
-    open_complaints: int
-    value: CustomerValue
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +191,7 @@ def _parse_row(raw: Mapping[str, str | None]) -> _Row:
     for part in cells["phones"].split(";"):
         if not part.strip():
             continue
-        number = normalize_number(part)
+        number = phone_key(part)
         if not number or len(number) > 32:
             raise ValueError(f"phone is not a usable number: {part.strip()!r}")
         if number not in phones:
@@ -323,6 +311,34 @@ def _open_complaints(session: Session, customer_ids: Iterable[str]) -> dict[str,
     return {cid: int(count) for cid, count in rows}
 
 
+def _utc(at: datetime) -> datetime:
+    # SQLite gives back times without their offset; the book writes them in UTC.
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def open_cases(session: Session, customer_id: str) -> tuple[CaseRecord, ...]:
+    """The customer's open cases, oldest first, each with its steps."""
+    cases = session.scalars(
+        select(Case)
+        .where(Case.customer_id == customer_id, Case.closed_at.is_(None))
+        .order_by(Case.opened_at, Case.id)
+        .options(selectinload(Case.steps))
+    )
+    return tuple(
+        CaseRecord(
+            id=case.id,
+            customer=case.customer_id,
+            subject=case.subject,
+            opened_at=_utc(case.opened_at),
+            steps=tuple(
+                CaseStep(_utc(s.at), s.who, s.done, s.next_step)
+                for s in sorted(case.steps, key=lambda step: (step.at, step.id))
+            ),
+        )
+        for case in cases
+    )
+
+
 def customer_value(customer: Customer, open_complaints: int) -> CustomerValue:
     """The pure value snapshot of a stored customer."""
     return CustomerValue(
@@ -341,7 +357,7 @@ def recompute_tiers(
     top_a: float = 0.05,
     top_b: float = 0.15,
 ) -> dict[Tier, int]:
-    """Score every customer, store its tier (see `routing.value.assign_tiers`), and count each tier.
+    """Score every customer, store its tier (see `ctid.customers.value.assign_tiers`), and count each tier.
 
     Flushed, not committed. Open complaints do not change the score: they lift priority per call.
     """
@@ -356,8 +372,8 @@ def recompute_tiers(
 
 
 def lookup_by_phone(session: Session, number: str) -> CustomerRecord | None:
-    """The customer calling from `number`, under the matching rule in the module docstring."""
-    wanted = normalize_number(number)
+    """The customer calling from `number` (see `ctid.customers.phones`); None if unknown or ambiguous."""
+    wanted = phone_key(number)
     if not wanted:
         return None
     # Either the stored number's tail equals ours, or (ours being the longer) ours ends in it.
@@ -387,3 +403,13 @@ def lookup_by_phone(session: Session, number: str) -> CustomerRecord | None:
         open_complaints=complaints,
         value=customer_value(customer, complaints),
     )
+
+
+def caller_lookup(engine: Engine) -> Lookup:
+    """`lookup_by_phone` in a session of its own on `engine`: the lookup `CallerDirectory` is given."""
+
+    def lookup(number: str) -> CustomerRecord | None:
+        with Session(engine) as session:
+            return lookup_by_phone(session, number)
+
+    return lookup
