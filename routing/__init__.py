@@ -2,13 +2,10 @@
 
 from ctid.commands import Command, OfferCall
 from routing.acd import Acd
-from routing.agents import AgentBook, AgentRecord, AgentStateError
 from routing.config import RoutingConfig, is_open, load_routing, load_routing_checked, queue_policies
 from routing.customers import CustomerRecord, import_csv, lookup_by_phone, recompute_tiers
 from routing.engine import decide, effective_priority, queue_order
 from routing.model import (
-    AgentStatus,
-    AgentView,
     QueuePolicy,
     RoutingSnapshot,
     Strategy,
@@ -26,11 +23,6 @@ from routing.value import (
 
 __all__ = [
     "Acd",
-    "AgentBook",
-    "AgentRecord",
-    "AgentStateError",
-    "AgentStatus",
-    "AgentView",
     "Command",
     "CustomerRecord",
     "CustomerValue",
