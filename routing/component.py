@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
-from ctid.agents import SETTABLE, AgentBook, AgentState, AgentStateError
+from ctid.agents import SETTABLE, AgentState, AgentStateError
 from ctid.agents.store import AgentStateStore
 from ctid.auth import Role
 from ctid.bus import ROUTING, Subscriber
@@ -39,9 +39,8 @@ class RoutingComponent(Component):
 
     def __init__(self, ctx: Context, path: Path) -> None:
         self.clock = ctx.clock
-        # the agent book, shared with what reads or takes agents (wallboard, API, later the dialer):
-        # routing.yaml configures its agents, routing restores and saves their states
-        self.agents = AgentBook([])
+        # the shared agent book: routing.yaml configures its agents, routing restores and saves their states
+        self.agents = ctx.agents
         self.agent_states = AgentStateStore(ctx.engine)
         self._service: RoutingService | None = None
         bus, executor = ctx.bus, ctx.executor
