@@ -95,7 +95,7 @@ class AgentRecord:
 
 
 class AgentBook:
-    """Every configured agent's state, occupancy and offer order."""
+    """Every configured agent's state, reservation, occupancy and offer order."""
 
     def __init__(
         self, agents: list[AgentRecord], *, window_s: float = 3600.0, wrap_up_s: float = 30.0
@@ -150,14 +150,8 @@ class AgentBook:
                 self._outbound.add(event.linkedid)
         elif isinstance(event, d.AgentRinging):
             agent = self.by_device.get(event.agent)
-            if agent is None:
-                pass
-            elif agent.status is AgentState.RESERVED and agent.call == event.linkedid:
-                self._move(agent, AgentState.RINGING, now)  # the reservation's call reached the phone
-            elif agent.status not in (AgentState.RESERVED, AgentState.RINGING):  # a direct call
-                self._interrupt(agent)
-                agent.call = event.linkedid
-                self._move(agent, AgentState.RINGING, now)
+            if agent is not None:
+                self._ringing(agent, event.linkedid, now)
         elif isinstance(event, d.CallConnected):
             agent = self.by_device.get(event.agent)
             if agent is not None and not (
@@ -196,6 +190,15 @@ class AgentBook:
             agent = self.by_device.get(event.device)
             if agent is not None:
                 agent.device_busy = event.state in BUSY_DEVICE_STATES  # a personal call: no reservations
+
+    def _ringing(self, agent: AgentRecord, linkedid: str, now: float) -> None:
+        """The agent's phone rings: the call they are reserved for, or a direct call if they were free."""
+        if agent.status is AgentState.RESERVED and agent.call == linkedid:
+            self._move(agent, AgentState.RINGING, now)
+        elif agent.status not in (AgentState.RESERVED, AgentState.RINGING):
+            self._interrupt(agent)
+            agent.call = linkedid
+            self._move(agent, AgentState.RINGING, now)
 
     def talking_state(self, linkedid: str) -> AgentState:
         """On call outbound if the dialer placed the call (it arrived outbound), else inbound: a caller who
