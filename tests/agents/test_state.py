@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from ctid.agents import LEGACY, OCCUPIED, ON_A_CALL, SETTABLE, STAFFED, AgentState, agent_state
@@ -22,3 +25,11 @@ def test_the_sets_agree_with_one_another() -> None:
     assert not OCCUPIED & SETTABLE  # an agent never sets a working state themselves
     assert OCCUPIED | {AgentState.READY} == STAFFED
     assert AgentState.RINGING in ON_A_CALL and AgentState.ON_CALL_OUTBOUND in OCCUPIED
+
+
+def test_the_door_and_the_book_are_pure() -> None:
+    """No database, web, routing or reports code comes with them: any component may hold the book."""
+    probe = "import sys, ctid.agents; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    for package in ("sqlalchemy", "aiohttp", "routing", "reports"):
+        assert f"'{package}'" not in loaded
