@@ -382,6 +382,9 @@ class AgentBook:
         return changes
 
     def _move(self, agent: AgentRecord, status: AgentState, now: float, reason: str = "") -> None:
+        # an event stamped a hair before the change it follows (the phone rings as it is reserved) must not
+        # put a state's start before the previous one's: the log's spans and occupancy never run backwards
+        now = max(now, agent.since)
         if status is not agent.status or reason != agent.pause_reason:
             self.changes.append(
                 d.AgentStateChanged(

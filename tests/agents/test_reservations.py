@@ -131,3 +131,12 @@ def test_a_call_whose_arrival_ctid_did_not_see_counts_as_inbound() -> None:
     b = book()
     b.apply(d.CallConnected(7.0, "L-direct", "PJSIP/1002", "PJSIP/1002-1", "", 0.0), 7.0)
     assert b.agents["a2"].status is AgentState.ON_CALL_INBOUND
+
+
+def test_a_ring_stamped_a_hair_before_the_reservation_starts_when_it_does() -> None:
+    b = book()
+    b.take_changes()
+    b.reserve("a1", "routing", "L1", 10.0)
+    b.apply(ringing(9.9999999, "L1"), 9.9999999)  # the simulated phone's clock, not routing's
+    assert b.agents["a1"].since == 10.0
+    assert [(c.state, c.at) for c in b.take_changes()] == [("reserved", 10.0), ("ringing", 10.0)]
