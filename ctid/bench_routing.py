@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from ctid.agents import AgentState, AgentView
 from ctid.customers import Tier
 from ctid.daemon import tune_gc
 from ctid.samples import sample_path
@@ -27,7 +28,7 @@ from reports.kpi import DEFAULT_SETTINGS, agent_performance, contacts, percentil
 from reports.log import event_row
 from routing.config import load_routing, queue_policies
 from routing.engine import decide
-from routing.model import AgentStatus, AgentView, QueuePolicy, RoutingSnapshot, Strategy, WaitingCall
+from routing.model import QueuePolicy, RoutingSnapshot, Strategy, WaitingCall
 from routing.service import priority_rules
 from routing.sim import START, TIERS, Policy, RoutingSim, Scenario, SimResult
 from routing.value import PriorityRules, base_priority
@@ -60,12 +61,12 @@ LATENCY_MORE_READY = (0.05, 0.20)
 LATENCY_RUNS = 200
 # the rest of the agents: talking, wrapping up, ringing, on hold, paused, logged out
 BUSY_STATUSES = {
-    AgentStatus.ON_CALL: 0.65,
-    AgentStatus.WRAP_UP: 0.15,
-    AgentStatus.RESERVED: 0.02,
-    AgentStatus.ON_HOLD: 0.03,
-    AgentStatus.PAUSED: 0.10,
-    AgentStatus.LOGGED_OUT: 0.05,
+    AgentState.ON_CALL_INBOUND: 0.65,
+    AgentState.WRAP_UP: 0.15,
+    AgentState.RESERVED: 0.02,
+    AgentState.ON_HOLD: 0.03,
+    AgentState.PAUSED: 0.10,
+    AgentState.LOGGED_OUT: 0.05,
 }
 
 
@@ -165,7 +166,7 @@ def latency_snapshot(
                 level = rng.randint(minimum, 10) if rng.random() < 0.95 else max(1, minimum - 1)
                 levels[skill] = max(levels.get(skill, 0), level)
         if rng.random() < ready_share:
-            status = AgentStatus.READY
+            status = AgentState.READY
         else:
             status = rng.choices(list(BUSY_STATUSES), list(BUSY_STATUSES.values()))[0]
         views.append(
@@ -217,7 +218,7 @@ def time_decisions(snapshot: RoutingSnapshot, now: float, runs: int = LATENCY_RU
     return {
         "agents": len(snapshot.agents),
         "waiting": len(snapshot.waiting),
-        "ready": sum(a.status is AgentStatus.READY for a in snapshot.agents),
+        "ready": sum(a.status is AgentState.READY for a in snapshot.agents),
         "offers": offers,
         "runs": runs,
         "p50_ms": round((percentile(samples, 50) or 0.0) * 1000, 3),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
+from ctid.agents import AgentBook
 from ctid.auth.policy import Policy, Role
 from ctid.bus import Subscriber
 
@@ -97,6 +98,7 @@ class Context:
     engine: Engine  # the interaction log's: one pool per database
     servers: tuple[str, ...] = ()  # the Asterisk servers' names, from ctid.yaml
     hub: Any = None  # ctid.push.PushHub: where components publish to browsers
+    agents: AgentBook = field(default_factory=lambda: AgentBook([]))  # the one agent book, shared
     schemas: list[Callable[[Engine], None]] = field(default_factory=list)  # run again on a new database
     components: list[Component] = field(default_factory=list)  # those built so far, in order
     # (dialled number, queue the dialplan asked for) -> the queue a caller waits in: set by the router

@@ -363,7 +363,7 @@ class Ctid:
         if routing is None:
             return list(phones.values())
         out = []
-        for configured in routing.service.agents():
+        for configured in routing.agents.listing(self.clock.now()):
             phone = phones.pop(configured["device"], {})
             out.append(
                 {

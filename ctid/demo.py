@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ctid.agents import AgentState
 from ctid.auth import create_demo_users
 from ctid.config import load_config
 from ctid.daemon import Ctid
@@ -17,7 +18,6 @@ from ctid.signals import until_stopped
 from ivr.component import IvrComponent
 from routing.component import RoutingComponent
 from routing.config import RoutingConfig, is_open, load_routing
-from routing.model import AgentStatus
 
 
 def open_hours_start(cfg: RoutingConfig, now: float) -> float:
@@ -79,7 +79,7 @@ async def run_demo(config_path: Path, *, seed: int, speed: float, calls_per_hour
     await ctid.start()
     await ctid.wait_synced()
     for agent in routing_cfg.agents:  # every agent logs in at the start of the shift
-        ctid.component(RoutingComponent).service.set_agent_state(agent.id, AgentStatus.READY)
+        ctid.component(RoutingComponent).service.set_agent_state(agent.id, AgentState.READY)
     base = f"http://{config.web.host}:{ctid.web_port}"
     users = create_demo_users(ctid.context.engine, [a.id for a in routing_cfg.agents], time.time)
     print(

@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ctid.agents import NO_ANSWER, AgentState
 from ctid.config import load_config
 from ctid.daemon import Ctid
 from ctid.samples import sample_path
 from ivr.component import IvrComponent
-from routing.agents import NO_ANSWER
 from routing.component import RoutingComponent
 from routing.config import load_routing
-from routing.model import AgentStatus
 from routing.service import RoutingService
 
 DEFAULT_ROUTING = sample_path("routing.yaml")  # the shipped sample, wherever ctid is installed
@@ -62,9 +61,9 @@ def report_period(routing_path: Path, virtual_start: float, hours: float) -> lis
 def back_from_no_answer(routing: RoutingService, now: float) -> None:
     """Simulated agents return from a ring-no-answer pause after a while, as people at their desks do."""
     for agent in routing.book.agents.values():
-        away = agent.status is AgentStatus.PAUSED and agent.pause_reason == NO_ANSWER
+        away = agent.status is AgentState.PAUSED and agent.pause_reason == NO_ANSWER
         if away and now - agent.since >= NO_ANSWER_BACK_S:
-            routing.set_agent_state(agent.agent_id, AgentStatus.READY)
+            routing.set_agent_state(agent.agent_id, AgentState.READY)
 
 
 async def sim_day(
@@ -106,7 +105,7 @@ async def sim_day(
         assert routing is not None
         routing.ticker.interval_s = 3600.0  # this loop routes after every step of virtual time instead
         for agent in cfg.agents:
-            routing.set_agent_state(agent.id, AgentStatus.READY)
+            routing.set_agent_state(agent.id, AgentState.READY)
         started = time.perf_counter()
         end = world.now + hours * 3600
         while world.now < end:

@@ -161,7 +161,7 @@ def make_wallboard(settings: WallboardSettings, routing: Any, clock: Clock) -> W
     service = routing.service
     service_level_s = {name: q.service_level.threshold_s for name, q in service.cfg.queues.items()}
     return Wallboard(
-        views=lambda: (service.queues(), service.agents()),
+        views=lambda: (service.queues(), routing.agents.listing(clock.now())),
         clock=clock.now,
         timezone=settings.timezone,
         thresholds={

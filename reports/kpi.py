@@ -25,8 +25,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ctid.agents import LEGACY, OCCUPIED, AgentState
 from ctid.state import domain as d
-from routing import AgentStatus
 
 Row = Mapping[str, Any]
 CallKey = tuple[str, str]  # (server, linkedid): a linkedid is unique on its own Asterisk only
@@ -34,11 +34,6 @@ CallKey = tuple[str, str]  # (server, linkedid): a linkedid is unique on its own
 INF = math.inf
 SURVEY_ANSWERED = "SurveyAnswered"  # post-call survey result: data {"overall": 1-5, ...}, `agent` set
 TOP_BOX_SCORE = 5
-# states whose time is the occupancy numerator; ringing (reserved) counts as working, as in routing's
-# live occupancy (routing.agents), so the wallboard and the reports agree
-OCCUPIED = frozenset(
-    s.value for s in (AgentStatus.RESERVED, AgentStatus.ON_CALL, AgentStatus.ON_HOLD, AgentStatus.WRAP_UP)
-)
 # histogram bucket edges (seconds): bucket i is [edge i, edge i+1), the last one is open-ended
 TALK_EDGES_S = (0.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0)
 WAIT_EDGES_S = (0.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0)
@@ -674,11 +669,11 @@ class AgentFold:
         current = self._current.get(agent)
         if current is None:
             # the first change the rows hold: before it, the agent was in its `previous` state
-            previous = str(_get(row, "previous", AgentStatus.LOGGED_OUT.value))
-            reason = "unknown" if previous == AgentStatus.PAUSED.value else ""
+            previous = state_name(str(_get(row, "previous", AgentState.LOGGED_OUT.value)))
+            reason = "unknown" if previous == AgentState.PAUSED.value else ""
             current = Span(previous, reason, -INF, INF)
         self.spans[agent].append(replace(current, finish=at))
-        self._current[agent] = Span(str(_get(row, "state")), str(_get(row, "reason")), at, INF)
+        self._current[agent] = Span(state_name(str(_get(row, "state"))), str(_get(row, "reason")), at, INF)
 
     def _survey(self, key: CallKey, row: Row) -> None:
         overall = _get(row, "overall", None)
@@ -693,6 +688,13 @@ def _agent_fold(rows: Iterable[Row]) -> AgentFold:
     return fold
 
 
+def state_name(value: str) -> str:
+    """A state as the log holds it, in today's vocabulary: rows written before it had a direction and a
+    ringing step say "on_call" (ctid.agents.LEGACY); a value no version knows is kept as it is."""
+    legacy = LEGACY.get(value)
+    return legacy.value if legacy is not None else value
+
+
 def state_time(spans: Iterable[Span], start: float, end: float) -> tuple[dict[str, float], dict[str, float]]:
     """Seconds per state and per pause reason inside [start, end): agent time is split by the clock."""
     by_state: dict[str, float] = defaultdict(float)
@@ -701,7 +703,7 @@ def state_time(spans: Iterable[Span], start: float, end: float) -> tuple[dict[st
         length = _overlap(span.begin, span.finish, start, end)
         if length > 0:
             by_state[span.state] += length
-            if span.state == AgentStatus.PAUSED.value:
+            if span.state == AgentState.PAUSED.value:
                 by_reason[span.reason] += length
     return by_state, by_reason
 
@@ -742,11 +744,14 @@ def agent_figures(
     scores: Sequence[float],
 ) -> dict[str, Any]:
     """One agent's figures (METRICS.md "Agents") from the period's sums, however they were summed."""
-    state = defaultdict(float, by_state)
-    wrap = state[AgentStatus.WRAP_UP.value]
-    ready = state[AgentStatus.READY.value]
-    occupied = sum(state[s] for s in OCCUPIED)
-    login = sum(t for s, t in state.items() if s != AgentStatus.LOGGED_OUT.value)
+    state: defaultdict[str, float] = defaultdict(float)
+    for name, seconds in by_state.items():  # sums made from old rows may still say "on_call"
+        state[state_name(name)] += seconds
+    wrap = state[AgentState.WRAP_UP.value]
+    ready = state[AgentState.READY.value]
+    # occupancy's numerator: ringing and reserved count as working, as in the agent book's live occupancy
+    occupied = sum(state[s.value] for s in sorted(OCCUPIED))
+    login = sum(t for s, t in state.items() if s != AgentState.LOGGED_OUT.value)
     return {
         "agent": agent,
         "devices": devices,
@@ -760,9 +765,9 @@ def agent_figures(
         "aht_wrap_s": _ratio(wrap, handled),
         "login_s": login,
         "ready_s": ready,
-        "ringing_s": state[AgentStatus.RESERVED.value],
+        "ringing_s": state[AgentState.RESERVED.value] + state[AgentState.RINGING.value],
         "occupied_s": occupied,
-        "pause_s": state[AgentStatus.PAUSED.value],
+        "pause_s": state[AgentState.PAUSED.value],
         "pause_by_reason": dict(sorted((r, t) for r, t in by_reason.items() if t > 0)),
         "occupancy": _ratio(occupied, occupied + ready),
         "utilization": _ratio(occupied, login),

@@ -43,6 +43,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
+from ctid.agents import AgentState
 from ctid.db import Base
 from reports.kpi import (
     INF,
@@ -57,7 +58,6 @@ from reports.kpi import (
     Span,
     agent_figures,
 )
-from routing import AgentStatus
 
 CHUNK = 500  # keys per IN (...): SQLite allows 32,766 parameters, tuples take two each
 PERCENTILES = (50, 90, 95)  # of the answered contacts' waits (QueueTally.wait_p50 ...)
@@ -691,7 +691,7 @@ def agent_rows(connection: Connection, *, start: float, end: float) -> list[dict
     for (agent, _, state, reason), total in seconds.items():
         if total > 0:
             by_state[agent][state] += total
-            if state == AgentStatus.PAUSED.value:
+            if state == AgentState.PAUSED.value:
                 by_reason[agent][reason] += total
     device_agent = {device: agent for device, (_, agent) in latest.items() if device}
 

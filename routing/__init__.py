@@ -2,12 +2,9 @@
 
 from ctid.commands import Command, OfferCall
 from routing.acd import Acd
-from routing.agents import AgentBook, AgentRecord, AgentStateError
 from routing.config import RoutingConfig, is_open, load_routing, load_routing_checked, queue_policies
 from routing.engine import decide, effective_priority, queue_order
 from routing.model import (
-    AgentStatus,
-    AgentView,
     QueuePolicy,
     RoutingSnapshot,
     Strategy,
@@ -17,11 +14,6 @@ from routing.value import PriorityRules, base_priority
 
 __all__ = [
     "Acd",
-    "AgentBook",
-    "AgentRecord",
-    "AgentStateError",
-    "AgentStatus",
-    "AgentView",
     "Command",
     "OfferCall",
     "PriorityRules",

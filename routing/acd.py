@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from ctid.agents import AgentBook
+from ctid.bus import ROUTING
 from ctid.commands import OfferCall
 from ctid.state import domain as d
-from routing.agents import AgentBook
 from routing.engine import decide
 from routing.model import QueuePolicy, RoutingSnapshot, WaitingCall
 
@@ -118,15 +119,19 @@ class Acd:
         )
 
     def step(self, now: float) -> list[OfferCall]:
-        """Expire wrap-ups, decide, and reserve the chosen agents; the caller sends the offers to Asterisk."""
+        """Expire wrap-ups, decide, and reserve the chosen agents; the caller sends the offers to Asterisk.
+
+        An agent another component reserved first is not offered: the contact waits for the next pass."""
         self.agents.tick(now)
         if not self.waiting:
             return []
-        offers = decide(self.snapshot(now), now)
-        for offer in offers:
-            self.agents.offered(offer.agent_id, offer.linkedid, now)
+        offers = []
+        for offer in decide(self.snapshot(now), now):
+            if self.agents.reserve(offer.agent_id, ROUTING, offer.linkedid, now) is None:
+                continue
             # back on CallWaiting if the phone rings out, or at once if the offer cannot be sent
             self._offered[offer.linkedid] = self.waiting.pop(offer.linkedid)
+            offers.append(offer)
         return offers
 
     def offer_failed(self, offer: OfferCall, now: float) -> None:

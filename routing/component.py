@@ -10,15 +10,14 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
+from ctid.agents import SETTABLE, AgentState, AgentStateError
+from ctid.agents.store import AgentStateStore
 from ctid.auth import Role
 from ctid.bus import ROUTING, Subscriber
 from ctid.component import Component, Context, Route
 from ctid.customers.component import CustomersComponent
 from ctid.web import json_body
-from routing.agents import SETTABLE, AgentStateError
 from routing.config import RoutingConfig
-from routing.model import AgentStatus
-from routing.persist import AgentStateStore
 from routing.service import RoutingService
 from routing.versions import RoutingConfigManager
 
@@ -40,6 +39,8 @@ class RoutingComponent(Component):
 
     def __init__(self, ctx: Context, path: Path) -> None:
         self.clock = ctx.clock
+        # the shared agent book: routing.yaml configures its agents, routing restores and saves their states
+        self.agents = ctx.agents
         self.agent_states = AgentStateStore(ctx.engine)
         self._service: RoutingService | None = None
         bus, executor = ctx.bus, ctx.executor
@@ -48,6 +49,7 @@ class RoutingComponent(Component):
             if self._service is None:
                 self._service = RoutingService(
                     cfg,
+                    self.agents,
                     executor.execute,
                     ctx.clock,
                     publish=lambda events: bus.publish(ROUTING, events),
@@ -162,7 +164,7 @@ class RoutingApi:
         """POST {"state": "ready" | "paused" | "logged_out", "reason": "break"} for one agent."""
         try:
             body = await json_body(request)
-            status = AgentStatus(body["state"])
+            status = AgentState(body["state"])
             reason = str(body.get("reason", ""))
         except (ValueError, KeyError, TypeError):
             states = ", ".join(s.value for s in SETTABLE)

@@ -12,10 +12,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from ctid.agents import AgentState, AgentView
 from ctid.customers import phone_digits
 from ctid.errors import ConfigError
 from ctid.yamlconf import SourceMap, format_path, load_located, read_config_text
-from routing.model import AgentStatus, AgentView, QueuePolicy, Strategy
+from routing.model import QueuePolicy, Strategy
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Tier = Literal["A", "B", "C"]
@@ -487,7 +488,7 @@ def queue_policies(cfg: RoutingConfig) -> dict[str, QueuePolicy]:
 
 
 def agent_views(
-    cfg: RoutingConfig, status: AgentStatus = AgentStatus.LOGGED_OUT, status_since: float = 0.0
+    cfg: RoutingConfig, status: AgentState = AgentState.LOGGED_OUT, status_since: float = 0.0
 ) -> tuple[AgentView, ...]:
     """Every configured agent as the routing engine sees them, all in one status (before live state)."""
     return tuple(

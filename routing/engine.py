@@ -10,10 +10,9 @@ import itertools
 from collections.abc import Callable
 from operator import itemgetter
 
+from ctid.agents import AgentState, AgentView
 from ctid.commands import OfferCall
 from routing.model import (
-    AgentStatus,
-    AgentView,
     QueuePolicy,
     RoutingSnapshot,
     Strategy,
@@ -173,7 +172,7 @@ def decide(snapshot: RoutingSnapshot, now: float) -> list[OfferCall]:
     ranked once per queue (not per contact), each queue's line is a heap merged with the others', and a
     queue whose agents are all taken drops out without its remaining contacts being looked at.
     """
-    status = AgentStatus.READY  # looked up once: an enum member costs a class lookup each time
+    status = AgentState.READY  # looked up once: an enum member costs a class lookup each time
     available = [a for a in snapshot.agents if a.status is status]
     ready: dict[str, list[AgentView]] = {}
     for agent in available:

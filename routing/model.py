@@ -5,15 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-
-class AgentStatus(StrEnum):
-    LOGGED_OUT = "logged_out"
-    READY = "ready"
-    RESERVED = "reserved"  # ctid chose this agent and is ringing their phone
-    ON_CALL = "on_call"
-    ON_HOLD = "on_hold"
-    WRAP_UP = "wrap_up"
-    PAUSED = "paused"
+from ctid.agents import AgentView
 
 
 class Strategy(StrEnum):
@@ -40,22 +32,6 @@ class QueuePolicy:
     widen_by: int = 0
     add_queue_after_s: float | None = None
     add_queue: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class AgentView:
-    """An agent as routing sees them at one instant."""
-
-    agent_id: str
-    device: str  # e.g. PJSIP/1001: what Dial() rings
-    status: AgentStatus
-    status_since: float
-    skills: tuple[tuple[str, int], ...] = ()
-    queues: tuple[str, ...] = ()
-    occupancy: float = 0.0  # (talk + hold + wrap) / (that + ready) over the sliding window, 0..1
-    quality: float = 0.0  # CSAT / first-call resolution blend, 0..1, for best_for_tier
-    last_offered_seq: int = 0  # for round_robin: when this agent was last offered a call
-    calls_handled: int = 0  # for fewest_calls: calls connected to this agent so far
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,15 @@ from typing import Any
 
 import structlog
 
+from ctid.agents import (
+    STAFFED,
+    AgentBook,
+    AgentRecord,
+    AgentState,
+    AgentStateError,
+    SavedAgentState,
+    restore_agents,
+)
 from ctid.bus import COMPONENT_ORIGINS
 from ctid.clock import Clock
 from ctid.commands import Command, MoveToQueue, OfferCall, SendTo, SetVariable
@@ -32,10 +41,8 @@ from ctid.metrics import (
 )
 from ctid.state import domain as d
 from routing.acd import Acd
-from routing.agents import AgentBook, AgentRecord, SavedAgentState, restore_agents
 from routing.config import RoutingConfig, queue_policies
 from routing.engine import effective_priority
-from routing.model import AgentStatus
 from routing.rules import queue_rules
 from routing.value import PriorityRules, base_priority
 
@@ -88,19 +95,20 @@ class RoutingService:
     def __init__(
         self,
         cfg: RoutingConfig,
+        agents: AgentBook,
         execute: Execute,
         clock: Clock,
         *,
-        occupancy_window_s: float = 3600.0,
         publish: Callable[[list[d.DomainEvent]], None] | None = None,
         save_states: Callable[[list[SavedAgentState]], None] | None = None,
     ) -> None:
         self.execute = execute
         self.publish = publish  # where agent state changes go (the bus, hence the interaction log)
-        self.save_states = save_states  # where agents' new states go to survive a restart (routing.persist)
+        self.save_states = save_states  # where agents' new states go to survive a restart (ctid.agents.store)
         self.clock = clock
         self.values: dict[str, CustomerValue] = {}  # customer id -> value figures, filled by the IVR
-        self.book = AgentBook(agent_records(cfg, clock.now()), window_s=occupancy_window_s)
+        self.book = agents  # shared: routing.yaml's agents are configured into it here
+        self.book.configure(agent_records(cfg, clock.now()))
         self.cfg = cfg
         self.rules = priority_rules(cfg)
         self.acd = Acd(
@@ -132,22 +140,7 @@ class RoutingService:
         """
         self.cfg = cfg
         self.rules = priority_rules(cfg)
-        fresh = {r.agent_id: r for r in agent_records(cfg, self.clock.now())}
-        for agent_id, record in fresh.items():
-            current = self.book.agents.get(agent_id)
-            if current is None:
-                self.book.agents[agent_id] = record
-            else:
-                current.name, current.skills, current.queues = record.name, record.skills, record.queues
-                current.device = record.device
-        for agent_id in [a for a in self.book.agents if a not in fresh]:
-            if self.book.agents[agent_id].status in (
-                AgentStatus.LOGGED_OUT,
-                AgentStatus.READY,
-                AgentStatus.PAUSED,
-            ):
-                del self.book.agents[agent_id]
-        self.book.by_device = {a.device: a for a in self.book.agents.values()}
+        self.book.configure(agent_records(cfg, self.clock.now()))
         self.acd.default_tier = cfg.tiers.default_tier
         self.acd.reconfigure(
             queue_policies(cfg), self._priority_of, self.rules.ageing_per_s, self.rules.head_start_after_s
@@ -179,11 +172,9 @@ class RoutingService:
         self._publish_changes()
         self.kick()
 
-    def set_agent_state(self, agent_id: str, status: AgentStatus, reason: str = "") -> dict[str, Any]:
+    def set_agent_state(self, agent_id: str, status: AgentState, reason: str = "") -> dict[str, Any]:
         """An agent's own change (ready, paused with a reason, logged out); raises AgentStateError."""
-        if status is AgentStatus.PAUSED and reason not in self.cfg.pause_reasons:
-            from routing.agents import AgentStateError
-
+        if status is AgentState.PAUSED and reason not in self.cfg.pause_reasons:
             raise AgentStateError(
                 f"unknown pause reason '{reason}' (pause_reasons: {', '.join(self.cfg.pause_reasons)})"
             )
@@ -340,13 +331,11 @@ class RoutingService:
                 for a in self.book.agents.values()
                 if name in a.queues and a.agent_id in views
             ]
-            states: dict[str, int] = {s.value: 0 for s in AgentStatus}
+            states: dict[str, int] = {s.value: 0 for s in AgentState}
             for agent in members:
                 states[agent.status.value] += 1
             waiting = sorted(waiting_by_queue.get(name, []), key=lambda w: -w["priority"])
-            staffed = sum(
-                states[s.value] for s in AgentStatus if s not in (AgentStatus.LOGGED_OUT, AgentStatus.PAUSED)
-            )
+            staffed = sum(states[s.value] for s in STAFFED)
             out.append(
                 {
                     "queue": name,
@@ -365,17 +354,6 @@ class RoutingService:
                     },
                 }
             )
-        return out
-
-    def agents(self, now: float | None = None) -> list[dict[str, Any]]:
-        now = self.clock.now() if now is None else now
-        views = {v.agent_id: v for v in self.book.views(now)}
-        out = []
-        for agent in self.book.agents.values():
-            data = agent.to_dict(now)
-            view = views.get(agent.agent_id)
-            data["occupancy"] = round(view.occupancy, 4) if view else 0.0
-            out.append(data)
         return out
 
     def export_metrics(self) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from ctid.agents import AgentBook, AgentRecord, AgentState
 from ctid.ami.events import decode_event, relevant
 from ctid.ami.message import AmiMessage
 from ctid.ami.parser import AmiParser
@@ -28,8 +29,7 @@ from ctid.state import CallStateModel
 from ctid.state import domain as d
 from pbxsim import AgiSession, Endpoint, PhonePlan, TrafficGenerator, TrafficProfile, World, call_center_site
 from routing.acd import Acd, PriorityOf, flat_priority
-from routing.agents import AgentBook, AgentRecord
-from routing.model import AgentStatus, QueuePolicy, Strategy
+from routing.model import QueuePolicy, Strategy
 from routing.value import PriorityRules, base_priority
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ class RoutingSim:
         self._ready: set[str] = set()  # who routing could offer a call to
         self._wrap_ends: list[float] = []  # when agents' wrap-ups end (some may have ended early)
         for record in records:
-            self.book.set_state(record.agent_id, AgentStatus.READY, self.world.now)
+            self.book.set_state(record.agent_id, AgentState.READY, self.world.now)
         self._take_changes()
         self._action_ids = itertools.count(1)
         self._offers = 0
@@ -226,12 +226,12 @@ class RoutingSim:
         """The agent book's state changes: into the log, and into who is ready and whose wrap-up ends."""
         for change in self.book.take_changes():
             self.events.append(change)
-            if change.state == AgentStatus.READY:
+            if change.state == AgentState.READY:
                 self._ready.add(change.agent)
             else:
                 self._ready.discard(change.agent)
             wrap_until = self.book.agents[change.agent].wrap_until
-            if change.state == AgentStatus.WRAP_UP and wrap_until is not None:
+            if change.state == AgentState.WRAP_UP and wrap_until is not None:
                 heapq.heappush(self._wrap_ends, wrap_until)
 
     def _route(self) -> None:

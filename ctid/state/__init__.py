@@ -1,6 +1,25 @@
 """ctid.state: the sans-I/O model of channels, calls and agents, and the domain events it derives."""
 
 from ctid.state import domain
-from ctid.state.model import Agent, Call, CallState, CallStateModel, Channel, device_of
+from ctid.state.model import (
+    BUSY_DEVICE_STATES,
+    Call,
+    CallState,
+    CallStateModel,
+    Channel,
+    Phone,
+    PhoneStatus,
+    device_of,
+)
 
-__all__ = ["Agent", "Call", "CallState", "CallStateModel", "Channel", "device_of", "domain"]
+__all__ = [
+    "BUSY_DEVICE_STATES",
+    "Call",
+    "CallState",
+    "CallStateModel",
+    "Channel",
+    "Phone",
+    "PhoneStatus",
+    "device_of",
+    "domain",
+]

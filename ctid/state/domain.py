@@ -173,7 +173,7 @@ class AgentStateChanged(DomainEvent):
 
     agent: str  # agent id from routing.yaml
     device: str
-    state: str  # routing.model.AgentStatus value
+    state: str  # ctid.agents.AgentState value (older log rows: ctid.agents.LEGACY)
     reason: str  # pause reason code, '' otherwise
     previous: str
 

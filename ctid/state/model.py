@@ -202,9 +202,25 @@ class Call:
         }
 
 
+# device states that mean the phone is in use (a call, or ringing)
+BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
+
+
+class PhoneStatus(StrEnum):
+    """What a phone is doing, from its device state and calls (an agent's own state is ctid.agents')."""
+
+    ON_CALL = "on_call"  # on a call ctid follows
+    BUSY = "busy"  # in use otherwise (a personal call, ringing)
+    UNAVAILABLE = "unavailable"  # unregistered or unknown to Asterisk
+    IDLE = "idle"
+
+
 @dataclass(slots=True)
-class Agent:
-    """An agent as ctid sees it from Asterisk: a device, its state, and the call it is on."""
+class Phone:
+    """An agent's phone as Asterisk shows it: a device, its device state, and the call it is on.
+
+    Not the agent: their state (ready, paused, wrap-up...) is ctid.agents.AgentState, kept by the agent book.
+    """
 
     device: str
     device_state: str = "UNKNOWN"
@@ -214,19 +230,19 @@ class Agent:
     ring_no_answer: int = 0
 
     @property
-    def status(self) -> str:
+    def status(self) -> PhoneStatus:
         if self.call:
-            return "on_call"
+            return PhoneStatus.ON_CALL
         if self.device_state in ("UNAVAILABLE", "INVALID"):
-            return "unavailable"
-        if self.device_state in ("INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"):
-            return "busy"
-        return "idle"
+            return PhoneStatus.UNAVAILABLE
+        if self.device_state in BUSY_DEVICE_STATES:
+            return PhoneStatus.BUSY
+        return PhoneStatus.IDLE
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "device": self.device,
-            "status": self.status,
+            "status": self.status.value,
             "device_state": self.device_state,
             "call": self.call,
             "since": self.since,
@@ -248,7 +264,7 @@ class CallStateModel:
         self.bridges: dict[str, set[str]] = {}  # bridge id -> uniqueids
         self.calls: dict[str, Call] = {}  # live calls by linkedid
         self.ended: deque[Call] = deque(maxlen=history)
-        self.agents: dict[str, Agent] = {}
+        self.agents: dict[str, Phone] = {}  # agents' phones by device
         self.devices: dict[str, str] = {}  # every device state seen
         self.unknown_events: dict[str, int] = {}
         # uniqueids that hung up: Asterisk still sends a NewCallerid or two about them, which must not
@@ -1123,10 +1139,10 @@ class CallStateModel:
 
     # ---- helpers -----------------------------------------------------------------------------------
 
-    def _agent(self, device: str, now: float) -> Agent:
+    def _agent(self, device: str, now: float) -> Phone:
         agent = self.agents.get(device)
         if agent is None:
-            agent = Agent(device=device, device_state=self.devices.get(device, "UNKNOWN"), since=now)
+            agent = Phone(device=device, device_state=self.devices.get(device, "UNKNOWN"), since=now)
             self.agents[device] = agent
         return agent
 

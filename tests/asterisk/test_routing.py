@@ -76,7 +76,7 @@ async def routed(pbx: Pbx, http: CtidHttp, asterisk: AsteriskInstance, customers
     yield pbx
     if asterisk.channels():
         asterisk.cli("channel request hangup all")
-    busy = ("reserved", "on_call", "on_hold")
+    busy = ("reserved", "ringing", "on_call_inbound", "on_call_outbound", "on_hold")
     await poll(
         lambda: agents(http),
         lambda seen: not any(seen[a]["status"] in busy for a in ROUTING_AGENTS),
@@ -125,7 +125,7 @@ async def test_a_tier_a_caller_who_arrives_later_is_connected_first(
     assert connected["agent"] == ALICE
     still = await http.wait_call(plain.linkedid, lambda c: c["state"] == "waiting", "plain still waiting")
     assert still["agent"] == ""
-    assert (await agents(http))["alice"]["status"] == "on_call"
+    assert (await agents(http))["alice"]["status"] == "on_call_inbound"
     await assert_matches_asterisk(http, asterisk)
 
 
@@ -249,7 +249,7 @@ async def test_a_hot_reload_while_callers_wait_applies_to_them(
 async def log_out_when_free(http: CtidHttp, agent: str) -> None:
     await poll(
         lambda: agents(http),
-        lambda seen: seen[agent]["status"] not in ("reserved", "on_call", "on_hold"),
+        lambda seen: seen[agent]["status"] not in ("reserved", "ringing", "on_call_inbound", "on_hold"),
         what=f"{agent} off the call",
     )
     await set_state(http, agent, "logged_out")

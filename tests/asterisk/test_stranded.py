@@ -38,7 +38,7 @@ async def unreachable_agi(pbx: Pbx, http: CtidHttp, asterisk: AsteriskInstance) 
         await pbx.ami.action("Setvar", Variable="CTID_HOST", Value="127.0.0.1")
         if asterisk.channels():
             asterisk.cli("channel request hangup all")
-        await poll(lambda: agent_status(http), lambda s: s != "on_call", what="alice off her call")
+        await poll(lambda: agent_status(http), lambda s: s != "on_call_inbound", what="alice off her call")
         if await agent_status(http) != "logged_out":
             await set_state(http, "alice", "logged_out")
 

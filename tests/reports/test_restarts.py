@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from ctid.agents import AgentState
 from ctid.config import load_config
 from ctid.daemon import Ctid
 from ctid.simday import DEFAULT_ROUTING, SPINS, back_from_no_answer, day_start
@@ -32,7 +33,6 @@ from reports.report import run_report
 from reports.store import StoredContact
 from routing.component import RoutingComponent
 from routing.config import load_routing
-from routing.model import AgentStatus
 from tests.asterisk.tcpproxy import TcpProxy
 from tests.daemon_rig import until
 from tests.reports.test_recount import blocks
@@ -164,7 +164,7 @@ async def run_hour(tmp_path: Path) -> dict[str, object]:
     )
     outages: list[tuple[float, float]] = []  # (ctid stops seeing, ctid sees again), virtual time
 
-    kept: dict[str, tuple[AgentStatus, str]] = {}  # agents' states when ctid stopped
+    kept: dict[str, tuple[AgentState, str]] = {}  # agents' states when ctid stopped
 
     async def start_ctid() -> Ctid:
         ctid = Ctid(load_config(config_path), clock=WorldClock(world))
@@ -176,13 +176,13 @@ async def run_hour(tmp_path: Path) -> dict[str, object]:
         routing.ticker.interval_s = 3600.0  # routed after each virtual second below instead
         for agent in routing.book.agents.values():
             if not kept:  # the shift starts: everyone logs in once, never again after a restart
-                routing.set_agent_state(agent.agent_id, AgentStatus.READY)
+                routing.set_agent_state(agent.agent_id, AgentState.READY)
                 continue
             status, reason = kept[agent.agent_id]
-            if status is AgentStatus.PAUSED:
+            if status is AgentState.PAUSED:
                 assert (agent.status, agent.pause_reason) == (status, reason), agent.agent_id
             else:  # ready, at work or wrapping up when ctid stopped: at work, or free (maybe offered a call)
-                assert agent.status not in (AgentStatus.LOGGED_OUT, AgentStatus.PAUSED), agent.agent_id
+                assert agent.status not in (AgentState.LOGGED_OUT, AgentState.PAUSED), agent.agent_id
         return ctid
 
     async def spin() -> None:

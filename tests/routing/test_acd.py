@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from ctid.agents import AgentBook, AgentRecord, AgentState
 from ctid.ami.events import decode_event, relevant
 from ctid.ami.message import AmiMessage
 from ctid.state import CallStateModel
 from ctid.state import domain as d
 from pbxsim import Endpoint, World, scripted_peer
 from routing.acd import Acd
-from routing.agents import AgentBook, AgentRecord
-from routing.model import AgentStatus, QueuePolicy
+from routing.model import QueuePolicy
 
 TIERS = {"13800000001": "C", "13800000002": "A"}
 
@@ -33,7 +33,7 @@ class Site:
 
     def ready(self, *agent_ids: str) -> None:
         for agent_id in agent_ids:
-            self.acd.agents.set_state(agent_id, AgentStatus.READY, self.world.now)
+            self.acd.agents.set_state(agent_id, AgentState.READY, self.world.now)
 
     def feed(self, messages: list[AmiMessage]) -> None:
         for msg in messages:
@@ -102,7 +102,7 @@ def test_ring_no_answer_pauses_the_agent_and_the_call_reaches_the_next_one() -> 
     assert [e.agent for e in rna] == ["PJSIP/1001"]
     assert [agent for _, agent in site.connected()] == ["PJSIP/1002"]
     paused = site.acd.agents.agents["agent-1001"]
-    assert (paused.status, paused.pause_reason) == (AgentStatus.PAUSED, "no-answer")
+    assert (paused.status, paused.pause_reason) == (AgentState.PAUSED, "no-answer")
     waits = [e for e in site.events if isinstance(e, d.CallWaiting)]
     assert waits[1].requeued and waits[1].arrived_at == waits[0].arrived_at
 
@@ -118,7 +118,7 @@ def test_after_the_call_the_agent_wraps_up_then_takes_the_next_caller() -> None:
     assert channel is not None
     site.world.hangup(channel, 16)
     site.run(1)
-    assert site.acd.agents.agents["agent-1001"].status is AgentStatus.WRAP_UP
+    assert site.acd.agents.agents["agent-1001"].status is AgentState.WRAP_UP
     site.run(12)  # wrap-up is 10 s
     linked = [link for link, _ in site.connected()]
     assert len(linked) == 2 and site.model.calls[linked[1]].contact_channel == second

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ctid.agents import AgentState
 from ctid.errors import ConfigError
 from routing.config import (
     RoutingConfig,
@@ -17,7 +18,7 @@ from routing.config import (
     load_routing_checked,
     queue_policies,
 )
-from routing.model import AgentStatus, QueuePolicy, Strategy
+from routing.model import QueuePolicy, Strategy
 
 SAMPLE = Path(__file__).resolve().parents[2] / "config" / "routing.yaml"
 FILE = Path("conf/routing.yaml")
@@ -87,7 +88,7 @@ def test_sample_queues_convert_to_engine_policies() -> None:
 def test_agents_convert_to_engine_views() -> None:
     views = agent_views(load_text(GOOD)[0])
     assert [(v.agent_id, v.device, v.status, v.skills, v.queues) for v in views] == [
-        ("alice", "PJSIP/1001", AgentStatus.LOGGED_OUT, (("sales", 6),), ("sales",))
+        ("alice", "PJSIP/1001", AgentState.LOGGED_OUT, (("sales", 6),), ("sales",))
     ]
 
 

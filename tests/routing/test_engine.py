@@ -5,10 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ctid.agents import AgentState, AgentView
 from ctid.commands import OfferCall
 from routing import (
-    AgentStatus,
-    AgentView,
     QueuePolicy,
     RoutingSnapshot,
     Strategy,
@@ -23,7 +22,7 @@ SALES = QueuePolicy("sales", skills=(("sales", 3),), ring_timeout_s=12.0)
 
 
 def agent(
-    agent_id: str, *, since: float = 0.0, status: AgentStatus = AgentStatus.READY, **kw: object
+    agent_id: str, *, since: float = 0.0, status: AgentState = AgentState.READY, **kw: object
 ) -> AgentView:
     options: dict[str, object] = {"skills": (("sales", 5),), "queues": ("sales",)}
     options.update(kw)
@@ -65,8 +64,8 @@ def test_longest_idle_agent_gets_the_call_and_the_offer_carries_the_dial_data() 
 
 def test_only_ready_and_qualified_agents_are_offered() -> None:
     agents = [
-        agent("1001", since=0, status=AgentStatus.PAUSED),
-        agent("1002", since=1, status=AgentStatus.WRAP_UP),
+        agent("1001", since=0, status=AgentState.PAUSED),
+        agent("1002", since=1, status=AgentState.WRAP_UP),
         agent("1003", since=2, skills=(("sales", 2),)),  # below the queue's minimum level 3
         agent("1004", since=3, queues=("support",)),
         agent("1005", since=4),
@@ -203,7 +202,7 @@ def snapshots(draw: st.DrawFn) -> RoutingSnapshot:
         AgentView(
             f"a{i}",
             f"PJSIP/a{i}",
-            draw(st.sampled_from(list(AgentStatus))),
+            draw(st.sampled_from(list(AgentState))),
             draw(st.floats(0, NOW)),
             skills=(("sales", draw(st.integers(1, 10))),),
             queues=tuple(draw(st.sets(st.sampled_from(["sales", "support"]), min_size=1))),
@@ -243,7 +242,7 @@ def test_invariants_no_double_booking_only_ready_qualified_agents_and_no_idle_ma
     assert len({o.linkedid for o in offers}) == len(offers)  # no call offered twice
     for offer in offers:
         chosen, waiting = agents[offer.agent_id], calls[offer.linkedid]
-        assert chosen.status is AgentStatus.READY and waiting.queue in chosen.queues
+        assert chosen.status is AgentState.READY and waiting.queue in chosen.queues
         assert offer.agent_id not in waiting.excluded_agents
         assert qualifies(chosen, snap.queues[waiting.queue], 0)
     # a call left waiting has no ready, qualified, unbooked agent
@@ -254,7 +253,7 @@ def test_invariants_no_double_booking_only_ready_qualified_agents_and_no_idle_ma
         assert not [
             a
             for a in snap.agents
-            if a.status is AgentStatus.READY
+            if a.status is AgentState.READY
             and waiting.queue in a.queues
             and a.agent_id not in booked
             and a.agent_id not in waiting.excluded_agents
@@ -279,7 +278,7 @@ def reference_decide(snap: RoutingSnapshot, now: float) -> list[OfferCall]:
             a
             for pool in pools
             for a in snap.agents
-            if a.status is AgentStatus.READY
+            if a.status is AgentState.READY
             and pool in a.queues
             and a.agent_id not in taken
             and a.agent_id not in waiting.excluded_agents
@@ -311,7 +310,7 @@ def overflowing_snapshots(draw: st.DrawFn) -> RoutingSnapshot:
         AgentView(
             f"a{i}",
             f"PJSIP/a{i}",
-            draw(st.sampled_from([AgentStatus.READY, AgentStatus.READY, AgentStatus.ON_CALL])),
+            draw(st.sampled_from([AgentState.READY, AgentState.READY, AgentState.ON_CALL_INBOUND])),
             float(draw(st.integers(0, 5))),  # few distinct values: ties in every key
             skills=(("sales", draw(st.integers(1, 10))), ("support", draw(st.integers(1, 10)))),
             queues=tuple(draw(st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True))),

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from ctid.agents import AgentBook, AgentState
 from ctid.bus import ROUTING
 from ctid.clock import VirtualClock
 from ctid.commands import Command, OfferCall
 from ctid.executor import CommandFailed, CommandResult, CommandSucceeded
 from ctid.state import domain as d
 from routing.config import load_routing
-from routing.model import AgentStatus
 from routing.service import RoutingService
 
 ROUTING_YAML = """\
@@ -44,8 +44,8 @@ async def test_an_offer_asterisk_refuses_is_undone_and_logged_with_its_message(t
         return CommandSucceeded(command, server)
 
     clock = VirtualClock(1000.0)
-    routing = RoutingService(load_routing(path), execute, clock)
-    routing.set_agent_state("alice", AgentStatus.READY)
+    routing = RoutingService(load_routing(path), AgentBook([]), execute, clock)
+    routing.set_agent_state("alice", AgentState.READY)
     with capture_logs() as logs:
         for event in arrivals("L1", 1000.0):
             routing.on_event("pbx1", event)
@@ -60,7 +60,7 @@ async def test_an_offer_asterisk_refuses_is_undone_and_logged_with_its_message(t
     failed = [e for e in logs if e["event"] == "routing_command_failed"]
     assert failed and failed[0]["error"] == "Channel does not exist: " + CALLER
     assert failed[0]["reason"] == "refused" and failed[0]["linkedid"] == "L1"
-    assert routing.book.agents["alice"].status is AgentStatus.RESERVED  # by the second offer only
+    assert routing.book.agents["alice"].status is AgentState.RESERVED  # by the second offer only
 
 
 def test_events_from_a_component_never_say_which_server_a_call_is_on(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_events_from_a_component_never_say_which_server_a_call_is_on(tmp_path: P
     async def execute(server: str, command: Command) -> CommandResult:
         raise AssertionError("nothing is sent without a loop")
 
-    routing = RoutingService(load_routing(path), execute, VirtualClock(1000.0))
+    routing = RoutingService(load_routing(path), AgentBook([]), execute, VirtualClock(1000.0))
     routing.on_event("pbx1", arrivals("L1", 1000.0)[0])
     routing.on_event(
         ROUTING,

@@ -228,7 +228,7 @@ async def test_a_tier_a_caller_who_arrives_later_is_connected_first(make_site: A
     assert await site.agent_of(gold) == agent_device("alice")
     assert await site.agent_of(plain) == ""
     agents = {a["id"]: a for a in await site.get("/api/agents")}
-    assert agents["alice"]["status"] == "on_call"
+    assert agents["alice"]["status"] == "on_call_inbound"
 
 
 async def test_a_c_caller_who_waited_long_enough_overtakes_a_fresh_a_caller(make_site: Any) -> None:
@@ -428,7 +428,7 @@ async def test_metrics_expose_the_live_queue_figures(make_site: Any) -> None:
     board = {q["queue"]: q for q in (await site.get("/api/wallboard"))["queues"]}
     assert f'ctid_service_level_ratio{{queue="sales"}} {float(board["sales"]["service_level"])}' in text
     assert 'ctid_calls_waiting{queue="sales"} 1.0' in text
-    assert 'ctid_agents{queue="sales",state="on_call"} 1.0' in text
+    assert 'ctid_agents{queue="sales",state="on_call_inbound"} 1.0' in text
     assert 'ctid_wait_seconds_count{outcome="answered",queue="sales"}' in text
     assert "ctid_routing_decision_seconds_count" in text
 
@@ -506,7 +506,7 @@ async def test_agents_keep_their_states_across_a_restart_and_the_ready_one_takes
     caller = await site.call("4000", "13900000003")
     await site.run(3)
     assert await site.agent_of(caller) == agent_device("alice")
-    assert (await agents_by_id(site))["alice"]["status"] == "on_call"
+    assert (await agents_by_id(site))["alice"]["status"] == "on_call_inbound"
 
 
 async def test_an_agent_whose_call_ended_while_ctid_was_down_is_ready_for_the_caller_who_waited(
@@ -526,7 +526,7 @@ async def test_an_agent_whose_call_ended_while_ctid_was_down_is_ready_for_the_ca
     # who waited through the restart is offered to her
     await site.run(3)
     assert await site.agent_of(second) == agent_device("carol")
-    assert (await agents_by_id(site))["carol"]["status"] == "on_call"
+    assert (await agents_by_id(site))["carol"]["status"] == "on_call_inbound"
 
 
 async def test_an_agent_on_a_call_through_a_restart_stays_on_it_and_wraps_up_after(make_site: Any) -> None:
@@ -535,11 +535,15 @@ async def test_an_agent_on_a_call_through_a_restart_stays_on_it_and_wraps_up_aft
     first = await site.call("4001", "13900000003")
     await site.run(3)
     before = (await agents_by_id(site))["carol"]
-    assert before["status"] == "on_call"
+    assert before["status"] == "on_call_inbound"
     second = await site.call("4001", "13900000001")
     await site.restart(while_down=2)
     after = (await agents_by_id(site))["carol"]
-    assert (after["status"], after["since"], after["call"]) == ("on_call", before["since"], before["call"])
+    assert (after["status"], after["since"], after["call"]) == (
+        "on_call_inbound",
+        before["since"],
+        before["call"],
+    )
     await site.run(5)
     assert await site.agent_of(second) == ""  # not offered while carol talks
     await site.hang_up(first)

@@ -48,7 +48,14 @@ def test_every_offered_call_is_answered_or_abandoned_and_agents_go_from_ready_to
     assert result.offers >= len(answered) > 0
     states = [e for e in result.events if isinstance(e, d.AgentStateChanged)]
     assert {e.agent for e in states} == {str(1001 + i) for i in range(10)}
-    assert {e.state for e in states} == {"ready", "reserved", "on_call", "on_hold", "wrap_up"}
+    assert {e.state for e in states} == {
+        "ready",
+        "reserved",
+        "ringing",
+        "on_call_inbound",
+        "on_hold",
+        "wrap_up",
+    }
     assert result.day[1] - result.day[0] == 1800
     assert all(result.day[0] <= c.arrive < result.day[1] for c in calls)
 

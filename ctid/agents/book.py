@@ -1,6 +1,8 @@
-"""Agent states as ctid keeps them: set by agents (REST, feature codes) and by what their calls do.
+"""The agent book: every agent's identity, device, skills, state, reservation and occupancy, shared by
+the components that route calls to agents (routing, the dialer), show them (wallboard, API) or save them.
 
-Pure: domain events and commands come in with the time; `views(now)` gives routing its AgentViews.
+Pure: domain events and the agents' own changes come in with the time. An agent is taken for a call only
+through `reserve`, so two components can never both take the same agent.
 """
 
 from __future__ import annotations
@@ -10,20 +12,43 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ctid.agents.state import OCCUPIED, ON_A_CALL, ON_CALL, SETTABLE, AgentState
 from ctid.errors import CtidError
+from ctid.state import BUSY_DEVICE_STATES
 from ctid.state import domain as d
-from routing.model import AgentStatus, AgentView
 
 NO_ANSWER = "no-answer"
-# device states that mean the phone is in use: an agent busy on a personal call is not offered calls
-BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
-WORKING = frozenset({AgentStatus.RESERVED, AgentStatus.ON_CALL, AgentStatus.ON_HOLD, AgentStatus.WRAP_UP})
-SETTABLE = frozenset({AgentStatus.READY, AgentStatus.PAUSED, AgentStatus.LOGGED_OUT})
 ROUNDING_S = 1e-6  # occupancy's running totals: anything smaller is float rounding
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    """An agent at one instant, as the components that choose agents (routing, the dialer) see them."""
+
+    agent_id: str
+    device: str  # e.g. PJSIP/1001: what Dial() rings
+    status: AgentState
+    status_since: float
+    skills: tuple[tuple[str, int], ...] = ()
+    queues: tuple[str, ...] = ()
+    occupancy: float = 0.0  # (talk + hold + wrap) / (that + ready) over the sliding window, 0..1
+    quality: float = 0.0  # CSAT / first-call resolution blend, 0..1, for best_for_tier
+    last_offered_seq: int = 0  # for round_robin: when this agent was last reserved
+    calls_handled: int = 0  # for fewest_calls: calls connected to this agent so far
 
 
 class AgentStateError(CtidError):
     """A state change an agent may not make now (e.g. ready while on a call)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """One component's hold on one agent for one call, from `reserve` until released or the call moves on."""
+
+    agent_id: str
+    owner: str  # the component that took the agent: "routing", "dialer"
+    linkedid: str
+    at: float
 
 
 @dataclass(slots=True)
@@ -33,17 +58,19 @@ class AgentRecord:
     name: str = ""
     skills: tuple[tuple[str, int], ...] = ()
     queues: tuple[str, ...] = ()
-    status: AgentStatus = AgentStatus.LOGGED_OUT
+    status: AgentState = AgentState.LOGGED_OUT
     since: float = 0.0
     pause_reason: str = ""
     wrap_until: float | None = None
     call: str = ""  # linkedid of the call the agent is reserved for or talking on
+    reservation: Reservation | None = None  # while reserved or ringing for a component's call
     device_busy: bool = False
     last_offered_seq: int = 0
     quality: float = 0.0
     # where the agent goes after a call: ready, or back to the pause/logout a direct call interrupted
-    resume: tuple[AgentStatus, str] = (AgentStatus.READY, "")
+    resume: tuple[AgentState, str] = (AgentState.READY, "")
     calls_handled: int = 0  # calls connected to this agent, for fewest_calls
+    talking: AgentState = AgentState.ON_CALL_INBOUND  # the on-call state a resumed hold goes back to
     # (start, end, working) intervals of logged-in time, for occupancy over the sliding window, with
     # their working and idle totals kept as they come and go so occupancy never sums the whole window
     history: deque[tuple[float, float, bool]] = field(default_factory=deque)
@@ -68,7 +95,7 @@ class AgentRecord:
 
 
 class AgentBook:
-    """Every configured agent's state, occupancy and offer order."""
+    """Every configured agent's state, reservation, occupancy and offer order."""
 
     def __init__(
         self, agents: list[AgentRecord], *, window_s: float = 3600.0, wrap_up_s: float = 30.0
@@ -78,99 +105,144 @@ class AgentBook:
         self.window_s = window_s
         self.wrap_up_s = wrap_up_s
         self._offers = 0
+        self._outbound: set[str] = set()  # linkedids of live calls the dialer placed (CallArrived outbound)
         self.changes: list[d.AgentStateChanged] = []  # state changes not yet taken by the interaction log
-        self.touched: set[str] = set()  # agents moved since their state was last saved (routing.persist)
+        self.touched: set[str] = set()  # agents moved since their state was last saved (ctid.agents.store)
         # agents restored in a working state, until the AMI resync shows whether their phone is on a call
         self.unconfirmed: set[str] = set()
 
     # ---- what agents ask ----------------------------------------------------------------------------
 
-    def set_state(self, agent_id: str, status: AgentStatus, now: float, reason: str = "") -> AgentRecord:
+    def set_state(self, agent_id: str, status: AgentState, now: float, reason: str = "") -> AgentRecord:
         agent = self.agents.get(agent_id)
         if agent is None:
             raise AgentStateError(f"no agent {agent_id}")
         if status not in SETTABLE:
             raise AgentStateError(f"{status.value} is set by calls, not by agents")
-        if agent.status in (AgentStatus.RESERVED, AgentStatus.ON_CALL, AgentStatus.ON_HOLD):
+        if agent.status in ON_A_CALL:
             raise AgentStateError(f"agent {agent_id} is on a call")
-        if status is AgentStatus.PAUSED and not reason:
+        if status is AgentState.PAUSED and not reason:
             raise AgentStateError("a pause needs a reason code")
-        self._move(agent, status, now, reason if status is AgentStatus.PAUSED else "")
+        self._move(agent, status, now, reason if status is AgentState.PAUSED else "")
         return agent
 
     # ---- what calls do ------------------------------------------------------------------------------
 
-    def offered(self, agent_id: str, linkedid: str, now: float) -> None:
-        """Routing chose this agent: reserved until the phone answers or rings out."""
-        agent = self.agents[agent_id]
+    def reserve(self, agent_id: str, owner: str, linkedid: str, now: float) -> Reservation | None:
+        """`owner` takes a ready agent, not on a personal call, for call `linkedid`: reserved until their
+        phone rings and answers, rings out, the caller leaves, or `release`. None if the agent is not free
+        (unknown, not ready, on a personal call, or already reserved, by this owner or another)."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.status is not AgentState.READY or agent.device_busy:
+            return None
         self._interrupt(agent)
         self._offers += 1
         agent.last_offered_seq = self._offers
         agent.call = linkedid
-        self._move(agent, AgentStatus.RESERVED, now)
+        self._move(agent, AgentState.RESERVED, now)
+        agent.reservation = Reservation(agent_id, owner, linkedid, now)
+        return agent.reservation
 
     def apply(self, event: d.DomainEvent, now: float, wrap_up_s: float | None = None) -> None:
         """Fold one call event into the agents' states; `wrap_up_s` is the call's queue's wrap-up."""
-        if isinstance(event, d.AgentRinging):
+        if isinstance(event, d.CallArrived):
+            if event.direction is d.Direction.OUTBOUND:
+                self._outbound.add(event.linkedid)
+        elif isinstance(event, d.AgentRinging):
             agent = self.by_device.get(event.agent)
-            if agent is not None and agent.status is not AgentStatus.RESERVED:
-                self._interrupt(agent)
-                agent.call = event.linkedid
-                self._move(agent, AgentStatus.RESERVED, now)
+            if agent is not None:
+                self._ringing(agent, event.linkedid, now)
         elif isinstance(event, d.CallConnected):
             agent = self.by_device.get(event.agent)
             if agent is not None and not (
-                agent.call == event.linkedid and agent.status in (AgentStatus.ON_CALL, AgentStatus.ON_HOLD)
+                agent.call == event.linkedid and agent.status in (*ON_CALL, AgentState.ON_HOLD)
             ):  # (the same call announced again, by a resync after a restart, changes nothing)
                 self._interrupt(agent)
                 agent.call = event.linkedid
                 agent.calls_handled += 1
-                self._move(agent, AgentStatus.ON_CALL, now)
+                agent.talking = self.talking_state(event.linkedid)
+                self._move(agent, agent.talking, now)
         elif isinstance(event, d.RingNoAnswer):
             agent = self.by_device.get(event.agent)
             if agent is not None and agent.call == event.linkedid:
                 agent.call = ""
-                self._move(agent, AgentStatus.PAUSED, now, NO_ANSWER)  # ring-no-answer recovery
+                self._move(agent, AgentState.PAUSED, now, NO_ANSWER)  # ring-no-answer recovery
         elif isinstance(event, d.AgentLeftCall):
             agent = self.by_device.get(event.agent)
             if agent is not None and agent.call == event.linkedid:
                 agent.call = ""
                 agent.wrap_until = now + (self.wrap_up_s if wrap_up_s is None else wrap_up_s)
-                self._move(agent, AgentStatus.WRAP_UP, now)
+                self._move(agent, AgentState.WRAP_UP, now)
         elif isinstance(event, d.CallHeld | d.CallResumed):
             agent = next((a for a in self.agents.values() if a.call == event.linkedid), None)
-            if agent is not None and agent.status in (AgentStatus.ON_CALL, AgentStatus.ON_HOLD):
+            if agent is not None and agent.status in (*ON_CALL, AgentState.ON_HOLD):
                 held = isinstance(event, d.CallHeld)
-                self._move(agent, AgentStatus.ON_HOLD if held else AgentStatus.ON_CALL, now)
+                self._move(agent, AgentState.ON_HOLD if held else agent.talking, now)
         elif isinstance(event, d.CallAbandoned | d.CallEnded):
+            if isinstance(event, d.CallEnded):
+                self._outbound.discard(event.linkedid)
             # a reservation whose caller left before the phone answered
             for agent in self.agents.values():
-                if agent.call == event.linkedid and agent.status is AgentStatus.RESERVED:
+                if agent.call == event.linkedid and agent.status in (AgentState.RESERVED, AgentState.RINGING):
                     agent.call = ""
                     self._move(agent, agent.resume[0], now, agent.resume[1])
         elif isinstance(event, d.AgentDeviceChanged):
             agent = self.by_device.get(event.device)
             if agent is not None:
-                agent.device_busy = event.state in BUSY_DEVICE_STATES
+                agent.device_busy = event.state in BUSY_DEVICE_STATES  # a personal call: no reservations
 
-    def release(self, agent_id: str, linkedid: str, now: float) -> None:
-        """An offer that never reached the phone (the Redirect failed): the agent is ready again."""
+    def _ringing(self, agent: AgentRecord, linkedid: str, now: float) -> None:
+        """The agent's phone rings: the call they are reserved for, or a direct call if they were free."""
+        if agent.status is AgentState.RESERVED and agent.call == linkedid:
+            self._move(agent, AgentState.RINGING, now)
+        elif agent.status not in (AgentState.RESERVED, AgentState.RINGING):
+            self._interrupt(agent)
+            agent.call = linkedid
+            self._move(agent, AgentState.RINGING, now)
+
+    def talking_state(self, linkedid: str) -> AgentState:
+        """On call outbound if the dialer placed the call (it arrived outbound), else inbound: a caller who
+        called in, or a direct call ctid saw no arrival of."""
+        outbound = linkedid in self._outbound
+        return AgentState.ON_CALL_OUTBOUND if outbound else AgentState.ON_CALL_INBOUND
+
+    def release(self, agent_id: str, linkedid: str, now: float) -> bool:
+        """A reservation whose call never reached the phone (e.g. the Redirect failed): the agent is ready
+        again and anyone may reserve them. False if they are not reserved for that call (any more)."""
         agent = self.agents.get(agent_id)
-        if agent is not None and agent.call == linkedid and agent.status is AgentStatus.RESERVED:
-            agent.call = ""
-            self._move(agent, AgentStatus.READY, now)
+        if agent is None or agent.call != linkedid or agent.status is not AgentState.RESERVED:
+            return False
+        agent.call = ""
+        self._move(agent, AgentState.READY, now)
+        return True
+
+    def configure(self, records: Sequence[AgentRecord]) -> None:
+        """The configured agents (routing.yaml) change: new ones come as given, known ones keep their live
+        state with their new name, device, skills and queues, removed ones are dropped once idle."""
+        fresh = {r.agent_id: r for r in records}
+        for agent_id, record in fresh.items():
+            current = self.agents.get(agent_id)
+            if current is None:
+                self.agents[agent_id] = record
+            else:
+                current.name, current.skills, current.queues = record.name, record.skills, record.queues
+                current.device = record.device
+        for agent_id in [a for a in self.agents if a not in fresh]:
+            if self.agents[agent_id].status in SETTABLE:
+                del self.agents[agent_id]
+        self.by_device = {a.device: a for a in self.agents.values()}
 
     def tick(self, now: float) -> None:
         """Wrap-ups that ran out make their agents ready."""
         for agent in self.agents.values():
             if (
-                agent.status is AgentStatus.WRAP_UP
+                agent.status is AgentState.WRAP_UP
                 and agent.wrap_until is not None
                 and now >= agent.wrap_until
             ):
                 self._move(agent, agent.resume[0], agent.wrap_until, agent.resume[1])
 
-    # ---- across restarts (routing.persist keeps the saved states) --------------------------------------
+    # ---- across restarts (ctid.agents.store keeps the saved states) --------------------------------------
 
     def adopt(self, restored: Restored) -> None:
         """Take the agents `restore_agents` made from the saved states, before routing's first pass."""
@@ -197,7 +269,7 @@ class AgentBook:
             if agent is not None and devices is not None and agent.device not in devices:
                 continue
             self.unconfirmed.discard(agent_id)
-            if agent is None or agent.status not in CALL_STATES:
+            if agent is None or agent.status not in ON_A_CALL:
                 continue  # a call event since the restore already settled it
             linkedid = on_call.get(agent.device)
             if linkedid is None:
@@ -206,7 +278,7 @@ class AgentBook:
                 released += 1
             elif linkedid != agent.call:
                 agent.call = linkedid
-                self._move(agent, AgentStatus.ON_CALL, now)
+                self._move(agent, agent.talking, now)
         return released
 
     def take_saved(self) -> list[SavedAgentState]:
@@ -217,12 +289,12 @@ class AgentBook:
     @staticmethod
     def _interrupt(agent: AgentRecord) -> None:
         """A call reached an agent who was not ready (a direct call): after it they return to that state."""
-        if agent.status in (AgentStatus.LOGGED_OUT, AgentStatus.PAUSED):
+        if agent.status in (AgentState.LOGGED_OUT, AgentState.PAUSED):
             agent.resume = (agent.status, agent.pause_reason)
-        elif agent.status is AgentStatus.READY:
-            agent.resume = (AgentStatus.READY, "")
+        elif agent.status is AgentState.READY:
+            agent.resume = (AgentState.READY, "")
 
-    # ---- what routing reads --------------------------------------------------------------------------
+    # ---- what routing and the dialer read ------------------------------------------------------------
 
     def occupancy(self, agent: AgentRecord, now: float) -> float:
         """(talk + hold + wrap) / (that + ready idle) over the sliding window (METRICS.md).
@@ -241,9 +313,9 @@ class AgentBook:
                 working -= outside
             else:
                 idle -= outside
-        if agent.status is AgentStatus.READY or agent.status in WORKING:
+        if agent.status is AgentState.READY or agent.status in OCCUPIED:
             current = max(0.0, now - max(agent.since, start))
-            if agent.status is AgentStatus.READY:
+            if agent.status is AgentState.READY:
                 idle += current
             else:
                 working += current
@@ -254,14 +326,16 @@ class AgentBook:
         return working / total if total > 0 else 0.0
 
     def views(self, now: float, *, offerable_only: bool = False) -> tuple[AgentView, ...]:
-        """Every agent as routing sees them; `offerable_only`: just the ready ones a call may be offered to
-        (all `decide` looks at), which spares a routing pass the occupancy of every busy agent."""
+        """Every agent as routing (or the dialer) sees them; `offerable_only`: just the ready ones a call
+        may be offered to (all `decide` looks at), which spares a pass the occupancy of every busy agent."""
         out = []
-        ready = AgentStatus.READY
+        ready = AgentState.READY
         for agent in self.agents.values():
             status = agent.status
             if status is ready and agent.device_busy:
-                status = AgentStatus.ON_CALL  # a personal call: not offered anything
+                status = (
+                    AgentState.ON_CALL_INBOUND
+                )  # a personal call (its direction unknown): not offered anything
             if offerable_only and status is not ready:
                 continue
             out.append(
@@ -279,6 +353,13 @@ class AgentBook:
                 )
             )
         return tuple(out)
+
+    def listing(self, now: float) -> list[dict[str, Any]]:
+        """Every agent with their state and occupancy, for the API and the wallboard."""
+        return [
+            {**agent.to_dict(now), "occupancy": round(self.occupancy(agent, now), 4)}
+            for agent in self.agents.values()
+        ]
 
     def _remember(self, agent: AgentRecord, span: tuple[float, float, bool], now: float) -> None:
         """Add a finished interval and forget those wholly outside the window, keeping the totals."""
@@ -300,7 +381,10 @@ class AgentBook:
         changes, self.changes = self.changes, []
         return changes
 
-    def _move(self, agent: AgentRecord, status: AgentStatus, now: float, reason: str = "") -> None:
+    def _move(self, agent: AgentRecord, status: AgentState, now: float, reason: str = "") -> None:
+        # an event stamped a hair before the change it follows (the phone rings as it is reserved) must not
+        # put a state's start before the previous one's: the log's spans and occupancy never run backwards
+        now = max(now, agent.since)
         if status is not agent.status or reason != agent.pause_reason:
             self.changes.append(
                 d.AgentStateChanged(
@@ -308,18 +392,18 @@ class AgentBook:
                 )
             )
         self.touched.add(agent.agent_id)
-        if agent.status not in (AgentStatus.LOGGED_OUT, AgentStatus.PAUSED):
-            self._remember(agent, (agent.since, now, agent.status in WORKING), now)
+        if agent.status not in (AgentState.LOGGED_OUT, AgentState.PAUSED):
+            self._remember(agent, (agent.since, now, agent.status in OCCUPIED), now)
         agent.status = status
         agent.since = now
         agent.pause_reason = reason
-        if status is not AgentStatus.WRAP_UP:
+        if status not in (AgentState.RESERVED, AgentState.RINGING):
+            agent.reservation = None
+        if status is not AgentState.WRAP_UP:
             agent.wrap_until = None
 
 
 # ---- agent states across restarts ---------------------------------------------------------------------
-
-CALL_STATES = frozenset({AgentStatus.RESERVED, AgentStatus.ON_CALL, AgentStatus.ON_HOLD})
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,12 +412,12 @@ class SavedAgentState:
 
     agent_id: str
     device: str
-    status: AgentStatus
+    status: AgentState
     since: float
     pause_reason: str = ""
     wrap_until: float | None = None
-    call: str = ""  # linkedid, for reserved, on call and on hold
-    resume: AgentStatus = AgentStatus.READY  # what they go back to after the call
+    call: str = ""  # linkedid, for reserved, ringing, on call and on hold
+    resume: AgentState = AgentState.READY  # what they go back to after the call
     resume_reason: str = ""
 
 
@@ -368,9 +452,9 @@ def restore_agents(
 
     Ready, paused (with the reason) and logged out come back as they were, with their `since`. A wrap-up
     comes back with its deadline, or, if that passed while ctid was away, as the state it ends in (ready, or
-    the pause it came from) from the deadline on. Reserved, on call and on hold come back as saved but
-    unconfirmed, until the AMI resync says whether the phone is still on a call. Agents saved but no longer
-    configured are ignored; agents never saved start as configured (logged out since `now`).
+    the pause it came from) from the deadline on. Reserved, ringing, on call and on hold come back as saved
+    but unconfirmed, until the AMI resync says whether the phone is still on a call. Agents saved but no
+    longer configured are ignored; agents never saved start as configured (logged out since `now`).
     """
     records: list[AgentRecord] = []
     changes: list[d.AgentStateChanged] = []
@@ -384,9 +468,9 @@ def restore_agents(
             continue
         counts["restored"] += 1
         since = min(state.since, now)  # a clock set back must not put the agent's last change ahead of now
-        resume = (state.resume, state.resume_reason if state.resume is AgentStatus.PAUSED else "")
+        resume = (state.resume, state.resume_reason if state.resume is AgentState.PAUSED else "")
         status, reason, wrap_until, call = state.status, state.pause_reason, state.wrap_until, state.call
-        if status is AgentStatus.WRAP_UP and (wrap_until is None or wrap_until <= now):
+        if status is AgentState.WRAP_UP and (wrap_until is None or wrap_until <= now):
             ended = since if wrap_until is None else max(since, wrap_until)
             changes.append(
                 d.AgentStateChanged(
@@ -395,7 +479,7 @@ def restore_agents(
             )
             status, reason, since, wrap_until = resume[0], resume[1], ended, None
             counts["wrap_up_ended"] += 1
-        elif status in CALL_STATES:
+        elif status in ON_A_CALL:
             unconfirmed.add(record.agent_id)
             counts["awaiting_resync"] += 1
         records.append(
@@ -404,13 +488,14 @@ def restore_agents(
                 history=deque(),
                 status=status,
                 since=since,
-                pause_reason=reason if status is AgentStatus.PAUSED else "",
-                wrap_until=wrap_until if status is AgentStatus.WRAP_UP else None,
-                call=call if status in CALL_STATES else "",
+                pause_reason=reason if status is AgentState.PAUSED else "",
+                wrap_until=wrap_until if status is AgentState.WRAP_UP else None,
+                call=call if status in ON_A_CALL else "",
                 resume=resume,
+                talking=status if status in ON_CALL else AgentState.ON_CALL_INBOUND,
             )
         )
     counts["ignored"] = len(set(saved) - {r.agent_id for r in configured})
-    for status in AgentStatus:
+    for status in AgentState:
         counts[status.value] = sum(1 for r in records if r.status is status)
     return Restored(tuple(records), tuple(changes), frozenset(unconfirmed), counts)

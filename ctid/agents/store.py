@@ -2,7 +2,8 @@
 
 `AgentStateStore.save` only keeps the newest state per agent in memory; a writer task upserts what
 changed every `flush_interval_s` in a worker thread. While the database is away the states wait in memory
-(only the newest per agent) and are written once it is back; nothing in routing waits or fails meanwhile.
+(only the newest per agent) and are written once it is back; nothing that changes agents waits or fails
+meanwhile.
 """
 
 from __future__ import annotations
@@ -19,26 +20,26 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ctid.agents.book import SavedAgentState
+from ctid.agents.state import agent_state
 from ctid.db import Base
 from ctid.errors import CtidError
-from routing.agents import SavedAgentState
-from routing.model import AgentStatus
 
-log = structlog.get_logger("routing.persist")
+log = structlog.get_logger("ctid.agents.store")
 
 
 class AgentStateRow(Base):
-    """An agent's last state as routing knew it (routing.agents.SavedAgentState)."""
+    """An agent's last state as the agent book knew it (SavedAgentState)."""
 
     __tablename__ = "agent_states"
 
     agent_id: Mapped[str] = mapped_column(String, primary_key=True)
     device: Mapped[str] = mapped_column(String)
-    status: Mapped[str] = mapped_column(String)  # routing.model.AgentStatus value
+    status: Mapped[str] = mapped_column(String)  # AgentState value (older rows: ctid.agents.state.LEGACY)
     since: Mapped[float] = mapped_column(Double)  # epoch seconds
     pause_reason: Mapped[str] = mapped_column(String)
     wrap_until: Mapped[float | None] = mapped_column(Double)
-    call: Mapped[str] = mapped_column(String)  # linkedid while reserved, on call or on hold
+    call: Mapped[str] = mapped_column(String)  # linkedid while reserved, ringing, on call or on hold
     resume: Mapped[str] = mapped_column(String)  # the state after the call
     resume_reason: Mapped[str] = mapped_column(String)
 
@@ -58,9 +59,9 @@ def state_row(state: SavedAgentState) -> dict[str, Any]:
 
 
 def saved_from_row(row: Mapping[str, Any]) -> SavedAgentState | None:
-    """A stored row as a saved state; None for a status this version does not know."""
+    """A stored row as a saved state (old values too); None for a status this version does not know."""
     try:
-        status, resume = AgentStatus(row["status"]), AgentStatus(row["resume"])
+        status, resume = agent_state(row["status"]), agent_state(row["resume"])
     except ValueError:
         return None
     return SavedAgentState(
@@ -110,7 +111,7 @@ class AgentStateStore:
         return len(self._pending) + self._in_flight
 
     def save(self, states: Iterable[SavedAgentState]) -> None:
-        """Keep the newest state of each agent for the writer: no I/O, so routing never waits."""
+        """Keep the newest state of each agent for the writer: no I/O, so nothing waits for the database."""
         for state in states:
             self._pending[state.agent_id] = state
 
