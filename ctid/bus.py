@@ -20,10 +20,11 @@ log = structlog.get_logger("ctid.bus")
 
 Subscriber = Callable[[str, DomainEvent], None]  # (origin: a server name or a component's, event)
 
-ROUTING = "routing"  # the origin of the events routing publishes (agent states)
+AGENTS = "agents"  # the origin of agents' state changes (ctid.agents' component publishes the book's)
+ROUTING = "routing"
 WALLBOARD = "wallboard"  # and the wallboard's (a supervisor's worklist marks)
 AUTH = "auth"  # and the auth component's (logins, failed logins, admin actions)
-COMPONENT_ORIGINS = frozenset({ROUTING, WALLBOARD, AUTH})  # origins that are not Asterisk servers
+COMPONENT_ORIGINS = frozenset({AGENTS, ROUTING, WALLBOARD, AUTH})  # origins that are not Asterisk servers
 
 
 class EventBus:

@@ -13,6 +13,7 @@ from typing import IO, Any, TypeVar
 
 import structlog
 
+from ctid.agents.component import agents_component
 from ctid.ami.client import AmiConnection, ResyncSnapshot
 from ctid.ami.events import AmiEvent
 from ctid.auth.component import auth_component
@@ -29,7 +30,7 @@ from ctid.state.domain import CallArrived, CallEnded, DomainEvent, MonitoringSto
 from ivr.component import ivr_component
 from reports.component import ReportsComponent, wallboard_component
 from reports.log import InteractionLog
-from routing.component import RoutingComponent, routing_component
+from routing.component import routing_component
 
 log = structlog.get_logger("ctid.daemon")
 
@@ -103,6 +104,7 @@ class Ctid:
         return [
             lambda context: ReportsComponent(context, self.interaction_log),  # every event logged first
             auth_component,
+            agents_component,
             customers_component,
             routing_component,
             wallboard_component,
@@ -354,16 +356,13 @@ class Ctid:
         ]
 
     def agents(self) -> list[dict[str, Any]]:
-        """Configured agents as routing keeps them, with what their phones did; then other phones seen."""
+        """The agent book's agents, with what their phones did; then the other phones seen."""
         phones: dict[str, dict[str, Any]] = {}
         for name, state in self.servers.items():
             for agent in state.model.agents.values():
                 phones[agent.device] = {"server": name, "id": "", **agent.to_dict()}
-        routing = self.find(RoutingComponent)
-        if routing is None:
-            return list(phones.values())
         out = []
-        for configured in routing.agents.listing(self.clock.now()):
+        for configured in self.context.agents.listing(self.clock.now()):
             phone = phones.pop(configured["device"], {})
             out.append(
                 {

@@ -10,13 +10,14 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from ctid.agents import AgentBook
 from ctid.auth import Role
 from ctid.bus import WALLBOARD, EventBus, Subscriber
 from ctid.clock import Clock
@@ -25,6 +26,9 @@ from ctid.config import WallboardSettings
 from ctid.web import STATIC, USER, json_body
 from reports.log import InteractionLog
 from reports.wallboard import Thresholds, Wallboard
+
+if TYPE_CHECKING:
+    from routing.service import RoutingService
 
 log = structlog.get_logger("reports.component")
 CONTENT_TYPES = {"json": "application/json", "html": "text/html", "csv": "text/csv"}
@@ -147,21 +151,22 @@ def wallboard_component(ctx: Context) -> WallboardComponent | None:
     routing = ctx.find(RoutingComponent)
     if routing is None:
         return None
-    board = make_wallboard(ctx.config.wallboard, routing, ctx.clock)
+    board = make_wallboard(ctx.config.wallboard, routing.service, ctx.agents, ctx.clock)
     reports = ctx.find(ReportsComponent)
     if reports is not None:
         reports.kpi_settings = lambda: board.settings
     return WallboardComponent(ctx, board)
 
 
-def make_wallboard(settings: WallboardSettings, routing: Any, clock: Clock) -> Wallboard:
-    """The wallboard over routing's live queues and agents, coloured by ctid.yaml's thresholds."""
+def make_wallboard(
+    settings: WallboardSettings, service: RoutingService, agents: AgentBook, clock: Clock
+) -> Wallboard:
+    """The wallboard over routing's live queues and the agent book, coloured by ctid.yaml's thresholds."""
     from reports.kpi import KpiSettings
 
-    service = routing.service
     service_level_s = {name: q.service_level.threshold_s for name, q in service.cfg.queues.items()}
     return Wallboard(
-        views=lambda: (service.queues(), routing.agents.listing(clock.now())),
+        views=lambda: (service.queues(), agents.listing(clock.now())),
         clock=clock.now,
         timezone=settings.timezone,
         thresholds={

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 
 from ctid.agents import SETTABLE, AgentState, AgentStateError
-from ctid.agents.store import AgentStateStore
+from ctid.agents.component import AgentsComponent
 from ctid.auth import Role
 from ctid.bus import ROUTING, Subscriber
 from ctid.component import Component, Context, Route
@@ -22,7 +22,7 @@ from routing.service import RoutingService
 from routing.versions import RoutingConfigManager
 
 if TYPE_CHECKING:
-    from ctid.state import CallStateModel
+    pass
 
 log = structlog.get_logger("routing.component")
 
@@ -39,21 +39,18 @@ class RoutingComponent(Component):
 
     def __init__(self, ctx: Context, path: Path) -> None:
         self.clock = ctx.clock
-        # the shared agent book: routing.yaml configures its agents, routing restores and saves their states
-        self.agents = ctx.agents
-        self.agent_states = AgentStateStore(ctx.engine)
+        agents = ctx.find(AgentsComponent)  # publishes and saves what routing changes in the shared book
         self._service: RoutingService | None = None
-        bus, executor = ctx.bus, ctx.executor
+        executor = ctx.executor
 
         def apply(cfg: RoutingConfig) -> None:
             if self._service is None:
                 self._service = RoutingService(
                     cfg,
-                    self.agents,
+                    ctx.agents,  # routing.yaml configures its agents
                     executor.execute,
                     ctx.clock,
-                    publish=lambda events: bus.publish(ROUTING, events),
-                    save_states=self.agent_states.save,
+                    flush_agents=None if agents is None else agents.flush,
                 )
             else:
                 self._service.apply_config(cfg)
@@ -67,9 +64,6 @@ class RoutingComponent(Component):
         if customers is not None:  # callers identified by the IVR: their value figures feed priorities
             self.service.values = customers.values
             customers.route_with(self.queue_for, lambda: self.service.cfg.tiers.default_tier)
-        self._first_sync_pending: set[str] = set(
-            ctx.servers
-        )  # servers whose first resync settles restored calls
         self._watch_stop: asyncio.Event = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
         self._reloads: set[asyncio.Task[Any]] = set()  # SIGHUP reloads under way
@@ -83,15 +77,6 @@ class RoutingComponent(Component):
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Agents keep their states across a restart; those saved on a call wait for the first resync."""
-        saved = await self.agent_states.load()
-        counts = self.service.restore_agents(saved or {})
-        log.info("agent_states_restored", saved=saved is not None, **counts)
-        self.agent_states.start()
-        if not self._first_sync_pending:  # no Asterisk server: no resync will come to settle them
-            self.service.confirm_agent_calls({})
-
     def started(self) -> None:
         self.service.start()
         self._watch_stop.clear()
@@ -104,33 +89,11 @@ class RoutingComponent(Component):
         await asyncio.gather(*self._reloads, return_exceptions=True)
         await self.service.stop()
 
-    async def close(self) -> None:
-        await self.agent_states.close()  # after everything that changes agents
-
     def reload(self, source: str) -> None:
         """Re-read routing.yaml in the background (SIGHUP): parsed in a thread, applied on the loop."""
         task = asyncio.get_running_loop().create_task(self.versions.reload_async(source))
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
-
-    def synced(self, server: str, models: Mapping[str, CallStateModel]) -> None:
-        """Agents restored on a call keep it only if their phone is on one: settled by the first resync of
-        the server that lists their phone, and once every server has resynced, for all."""
-        if server not in self._first_sync_pending:
-            return
-        self._first_sync_pending.discard(server)
-        model = models[server]
-        devices: set[str] | None = {*model.devices, *model.agents}
-        if not self._first_sync_pending:
-            devices = None
-        on_call = {
-            device: agent.call
-            for each in models.values()
-            for device, agent in each.agents.items()
-            if agent.call
-        }
-        released = self.service.confirm_agent_calls(on_call, devices)
-        log.info("agent_calls_confirmed", server=server, on_call=len(on_call), released=released)
 
     def refresh_metrics(self) -> None:
         self.service.export_metrics()

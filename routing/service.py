@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +22,6 @@ from ctid.agents import (
     AgentRecord,
     AgentState,
     AgentStateError,
-    SavedAgentState,
-    restore_agents,
 )
 from ctid.bus import COMPONENT_ORIGINS
 from ctid.clock import Clock
@@ -99,12 +97,11 @@ class RoutingService:
         execute: Execute,
         clock: Clock,
         *,
-        publish: Callable[[list[d.DomainEvent]], None] | None = None,
-        save_states: Callable[[list[SavedAgentState]], None] | None = None,
+        flush_agents: Callable[[], None] | None = None,
     ) -> None:
         self.execute = execute
-        self.publish = publish  # where agent state changes go (the bus, hence the interaction log)
-        self.save_states = save_states  # where agents' new states go to survive a restart (ctid.agents.store)
+        # publishes and saves what routing changed in the book (ctid.agents' component); None: dropped
+        self.flush_agents = flush_agents
         self.clock = clock
         self.values: dict[str, CustomerValue] = {}  # customer id -> value figures, filled by the IVR
         self.book = agents  # shared: routing.yaml's agents are configured into it here
@@ -157,7 +154,8 @@ class RoutingService:
             else:
                 self.server_of[event.linkedid] = server
         if isinstance(event, d.AgentStateChanged):
-            return  # our own, back from the bus
+            self.kick()  # an agent may be free now (restored, released by a resync, set by another component)
+            return
         if isinstance(event, d.QueueAssigned):
             self._spawn(self._set_queue_variable(server, event))
         if isinstance(event, d.CallConnected):
@@ -188,36 +186,11 @@ class RoutingService:
     # ---- routing passes ---------------------------------------------------------------------------
 
     def _publish_changes(self) -> None:
-        changes = self.book.take_changes()
-        if changes and self.publish is not None:
-            self.publish(list(changes))
-        self._save_states()
-
-    # ---- agent states across restarts -------------------------------------------------------------
-
-    def restore_agents(self, saved: Mapping[str, SavedAgentState]) -> Mapping[str, int]:
-        """Before the first pass after a start: the configured agents take their saved states back.
-
-        Agents restored on a call wait for `confirm_agent_calls`; the counts are for the log line.
-        """
-        restored = restore_agents(saved, list(self.book.agents.values()), self.clock.now())
-        self.book.adopt(restored)
-        self._publish_changes()
-        return restored.counts
-
-    def confirm_agent_calls(self, on_call: Mapping[str, str], devices: Collection[str] | None = None) -> int:
-        """After the first resync: which phones are on a call (device -> linkedid) settles the agents
-        restored on a call (of `devices` only, if given); returns how many were released from a call that
-        ended while ctid was away."""
-        released = self.book.confirm_calls(on_call, self.clock.now(), devices)
-        self._publish_changes()
-        self.kick()
-        return released
-
-    def _save_states(self) -> None:
-        states = self.book.take_saved()
-        if states and self.save_states is not None:
-            self.save_states(states)
+        if self.flush_agents is not None:
+            self.flush_agents()
+        else:  # nobody keeps them (replays, tests of the parts): the book does not hoard them either
+            self.book.take_changes()
+            self.book.take_saved()
 
     def kick(self) -> None:
         """Route soon: once for a whole batch of events, not once per event."""

@@ -81,6 +81,7 @@ async def test_a_new_component_is_one_line_and_the_daemon_wires_it(tmp_path: Pat
     assert probe.before == [  # no routing file: off
         "LoggingReports",
         "AuthComponent",
+        "AgentsComponent",
         "CustomersComponent",
         "IvrComponent",
     ]
