@@ -20,6 +20,7 @@ import structlog
 
 from ctid.auth.policy import Policy, Role
 from ctid.bus import Subscriber
+from ctid.push import PushHub
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -96,7 +97,7 @@ class Context:
     executor: CommandExecutor
     engine: Engine  # the interaction log's: one pool per database
     servers: tuple[str, ...] = ()  # the Asterisk servers' names, from ctid.yaml
-    hub: Any = None  # ctid.push.PushHub: where components publish to browsers
+    hub: PushHub = field(default_factory=PushHub)  # where components publish to browsers
     schemas: list[Callable[[Engine], None]] = field(default_factory=list)  # run again on a new database
     components: list[Component] = field(default_factory=list)  # those built so far, in order
     # (dialled number, queue the dialplan asked for) -> the queue a caller waits in: set by the router
