@@ -184,7 +184,6 @@ class WallboardComponent(Component):
 
     def __init__(self, ctx: Context, board: Wallboard) -> None:
         self.board = board
-        self.bus = ctx.bus
         self.clock = ctx.clock
         self.engine = ctx.engine
         self.hub = ctx.hub
