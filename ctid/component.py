@@ -21,6 +21,7 @@ import structlog
 from ctid.agents import AgentBook
 from ctid.auth.policy import Policy, Role
 from ctid.bus import Subscriber
+from ctid.push import PushHub
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -97,7 +98,7 @@ class Context:
     executor: CommandExecutor
     engine: Engine  # the interaction log's: one pool per database
     servers: tuple[str, ...] = ()  # the Asterisk servers' names, from ctid.yaml
-    hub: Any = None  # ctid.push.PushHub: where components publish to browsers
+    hub: PushHub = field(default_factory=PushHub)  # where components publish to browsers
     agents: AgentBook = field(default_factory=lambda: AgentBook([]))  # the one agent book, shared
     schemas: list[Callable[[Engine], None]] = field(default_factory=list)  # run again on a new database
     components: list[Component] = field(default_factory=list)  # those built so far, in order

@@ -71,3 +71,9 @@ HANDLE_SECONDS = Histogram(
     ["queue"],
     buckets=(30, 60, 120, 180, 240, 300, 450, 600, 900, 1800),
 )
+# the push hub's topics: registered names (every `agent:<id>` counted under `agent:`), so the set is bounded
+PUSH_SUBSCRIBERS = Gauge("ctid_push_subscribers", "Browsers subscribed to a push topic now", ["topic"])
+PUSH_MESSAGES = Counter("ctid_push_messages_total", "Messages published to a push topic", ["topic"])
+PUSH_CLOSED = Counter(
+    "ctid_push_closed_total", "Subscribers the push hub closed, by topic and reason", ["topic", "reason"]
+)

@@ -23,6 +23,7 @@ from ctid.bus import WALLBOARD, EventBus, Subscriber
 from ctid.clock import Clock
 from ctid.component import Component, Context, Route, Ticker
 from ctid.config import WallboardSettings
+from ctid.push import WALLBOARD_TOPIC, Kind, PushHub, serve
 from ctid.web import STATIC, USER, json_body
 from reports.log import InteractionLog
 from reports.wallboard import Thresholds, Wallboard
@@ -188,10 +189,11 @@ class WallboardComponent(Component):
 
     def __init__(self, ctx: Context, board: Wallboard) -> None:
         self.board = board
-        self.bus = ctx.bus
         self.clock = ctx.clock
         self.engine = ctx.engine
-        self.ticker = Ticker(WALLBOARD, board.interval_s / 2, board.push)
+        self.hub = ctx.hub
+        self.api = WallboardApi(board, ctx.bus, ctx.hub)
+        self.ticker = Ticker(WALLBOARD, board.interval_s / 2, self.push)
 
     def subscriptions(self) -> Sequence[Subscriber]:
         return (self.board.on_event,)
@@ -226,15 +228,25 @@ class WallboardComponent(Component):
         self.board.snapshot()  # today's service level and abandon rate
 
     def routes(self) -> Sequence[Route]:
-        return WallboardApi(self.board, self.bus).routes()
+        return self.api.routes()
+
+    def push(self) -> None:
+        """A tick: the wallboard's fresh snapshot, if due, to its topic's viewers (none watching, no work)."""
+        if self.hub.subscribers(WALLBOARD_TOPIC):
+            message = self.board.tick(asyncio.get_running_loop().time())
+            if message is not None:
+                self.hub.publish(WALLBOARD_TOPIC, message)
 
 
 class WallboardApi:
-    """The wallboard's page, its live socket, its snapshot as JSON, and the worklist's marks."""
+    """The wallboard's page, its live socket (the hub's `wallboard` topic, registered here), its snapshot as
+    JSON, and the worklist's marks."""
 
-    def __init__(self, board: Wallboard, bus: EventBus) -> None:
+    def __init__(self, board: Wallboard, bus: EventBus, hub: PushHub) -> None:
         self.board = board
         self.bus = bus
+        self.hub = hub
+        hub.topic(WALLBOARD_TOPIC, Kind.SNAPSHOT, snapshot=lambda _: board.first_message())
 
     def routes(self) -> Sequence[Route]:
         return (
@@ -249,34 +261,7 @@ class WallboardApi:
 
     async def socket(self, request: web.Request) -> web.WebSocketResponse:
         """One viewer: the current snapshot at once, then every change the wallboard pushes."""
-        board = self.board
-        ws = web.WebSocketResponse(heartbeat=20)
-        await ws.prepare(request)
-        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=8)
-        board.viewers.add(queue)
-        try:
-            await ws.send_str(board.first_message())
-            while not ws.closed:
-                getter = asyncio.ensure_future(queue.get())
-                closer = asyncio.ensure_future(ws.receive())
-                done, _ = await asyncio.wait({getter, closer}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    await ws.send_str(getter.result())
-                else:
-                    getter.cancel()
-                if closer in done:
-                    if closer.result().type in (
-                        web.WSMsgType.CLOSE,
-                        web.WSMsgType.CLOSING,
-                        web.WSMsgType.CLOSED,
-                        web.WSMsgType.ERROR,
-                    ):
-                        break
-                else:
-                    closer.cancel()
-        finally:
-            board.viewers.discard(queue)
-        return ws
+        return await serve(request, self.hub, WALLBOARD_TOPIC)
 
     async def api_snapshot(self, request: web.Request) -> web.Response:
         return web.json_response(self.board.snapshot(), dumps=dumps)

@@ -6,13 +6,11 @@ again. Today's figures are `reports.kpi.queue_figures` of a tally kept as today'
 (the reports' own contact fold, fed each event once), so a refresh costs the same at 9:00 and at 17:00.
 The snapshot is rebuilt at most once per `interval_s` and only when something changed, so a hundred open
 wallboards cost one computation, never a database query each; a viewer who connects gets a snapshot built
-for it alone, sent to nobody else.
+for it alone, sent to nobody else. The snapshots go out on the push hub's `wallboard` topic.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -100,7 +98,6 @@ class Wallboard:
     _today: ContactFold = field(init=False)  # today's contacts, folded as events come
     _tallies: dict[str, Counter[str]] = field(default_factory=dict)  # per queue: QueueTally's counts
     worklist: dict[str, WorkItem] = field(default_factory=dict)
-    viewers: set[asyncio.Queue[str]] = field(default_factory=set)
     version: int = 0
     _calls: dict[str, _Call] = field(default_factory=dict)
     _handled: dict[str, int] = field(default_factory=dict)  # agent device -> calls handled today
@@ -286,21 +283,16 @@ class Wallboard:
         snap["version"] = self.version
         return json.dumps(snap, default=str)
 
-    def push(self) -> None:
-        """A tick of the push loop (every `interval_s / 2`): a fresh snapshot to every viewer when something
-        changed, and each second (waits grow)."""
-        now = asyncio.get_running_loop().time()
-        if not self.viewers or not (self._dirty or now - self._pushed_at >= 1.0):
-            return
+    def tick(self, now: float) -> str | None:
+        """A tick of the push loop at the loop's time `now` (every `interval_s / 2`, while anyone watches):
+        the fresh snapshot to push when something changed, and each second (waits grow); else None."""
+        if not (self._dirty or now - self._pushed_at >= 1.0):
+            return None
         self._pushed_at = now
-        message = self.refresh()
-        if message is not None:
-            for viewer in list(self.viewers):
-                with contextlib.suppress(asyncio.QueueFull):
-                    viewer.put_nowait(message)
+        return self.refresh()
 
     def first_message(self) -> str:
         """What a new viewer sees at once, for that viewer alone: the live snapshot under the version last
         pushed. Nothing goes to the other viewers (N viewers connecting cost N messages, not N squared);
-        whatever changed reaches them with the next push of `run`."""
+        whatever changed reaches them with the next `tick`."""
         return json.dumps(self.snapshot(), default=str)

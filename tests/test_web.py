@@ -13,6 +13,7 @@ import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
+from ctid.push import WALLBOARD_TOPIC, PushHub
 from ctid.state import domain as d
 from ctid.web import MAX_JSON_BODY, MAX_JSON_DEPTH, _json_depth, make_app
 from reports.component import WallboardApi
@@ -62,13 +63,18 @@ async def site() -> Any:
     bus: Any = SimpleNamespace(publish=lambda origin, events: published.extend(events))
     routing: Any = FakeRouting()
     board = make_board()
+    hub = PushHub()
     auth, headers = logged_in_fake()
     ctid: Any = SimpleNamespace(
-        components=[auth, RoutingApi(routing, versions=None), WallboardApi(board, bus)],  # routes as mounted
+        components=[
+            auth,
+            RoutingApi(routing, versions=None),
+            WallboardApi(board, bus, hub),
+        ],  # routes as mounted
         health=lambda: {"ok": True},
     )
     async with TestClient(TestServer(make_app(ctid), host="127.0.0.1"), headers=headers) as client:
-        yield SimpleNamespace(client=client, routing=routing, board=board, published=published)
+        yield SimpleNamespace(client=client, routing=routing, board=board, hub=hub, published=published)
 
 
 HOSTILE = {
@@ -135,11 +141,10 @@ async def test_n_wallboard_viewers_connecting_cost_n_messages_not_n_squared(site
         first = json.loads((await ws.receive(timeout=5)).data)
         assert [q["queue"] for q in first["queues"]] == ["sales"] and first["worklist"]
         sockets.append(ws)
-    assert len(board.viewers) == n  # each handler registers its queue before it sends the first message
+    assert site.hub.subscribers(WALLBOARD_TOPIC) == n  # each handler subscribes before the first message
     pushed = board.refresh()
     assert pushed is not None
-    for viewer in board.viewers:
-        viewer.put_nowait(pushed)  # what Wallboard.run does for a change
+    site.hub.publish(WALLBOARD_TOPIC, pushed)  # what the wallboard's push does for a change
     received = n  # the first messages
     for ws in sockets:
         while True:
