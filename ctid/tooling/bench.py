@@ -210,11 +210,11 @@ def run_bench(what: str, args: argparse.Namespace) -> dict[str, Any]:
     if what == "ingest":
         return bench_ingest(args.events, args.seed, args.rate, args.rounds)
     if what == "routing":
-        from ctid.bench_routing import bench_routing
+        from ctid.tooling.bench_routing import bench_routing
 
         return bench_routing(args)
     if what == "reports":
-        from ctid.bench_reports import bench_reports
+        from ctid.tooling.bench_reports import bench_reports
 
         return bench_reports(args)
     raise ValueError(f"unknown benchmark {what}")

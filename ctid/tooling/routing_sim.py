@@ -5,7 +5,7 @@ events for the `Acd`; its offers go back to the world as the AMI actions the dae
 (`ctid.commands.ami_actions`). No sockets and no wall clock, so a day of traffic runs in seconds and
 the same seed gives the same callers, with the same patience and talk times, whatever the routing does.
 
-Not exported by `routing/__init__`: the daemon must not load pbxsim.
+Tooling, not product: the daemon never loads pbxsim.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from routing.value import PriorityRules, Tier, base_priority
 if TYPE_CHECKING:
     from pbxsim.channels import Channel
 
-log = structlog.get_logger("routing.sim")
+log = structlog.get_logger("ctid.tooling.routing_sim")
 
 QUEUE = "inbound"
 TIERS = ("A", "B", "C")
