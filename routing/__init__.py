@@ -1,10 +1,11 @@
-"""routing: ctid's ACD. Pure decisions over a snapshot of agents and waiting contacts (`decide`)."""
+"""routing: ctid's ACD. Pure decisions over a snapshot of agents and waiting contacts (`decide`).
+
+The door loads no I/O: routing.yaml is read by `routing.config`, the daemon's side is `routing.service`
+and `routing.component`."""
 
 from ctid.commands import Command, OfferCall
 from routing.acd import Acd
 from routing.agents import AgentBook, AgentRecord, AgentStateError
-from routing.config import RoutingConfig, is_open, load_routing, load_routing_checked, queue_policies
-from routing.customers import CustomerRecord, import_csv, lookup_by_phone, recompute_tiers
 from routing.engine import decide, effective_priority, queue_order
 from routing.model import (
     AgentStatus,
@@ -32,13 +33,11 @@ __all__ = [
     "AgentStatus",
     "AgentView",
     "Command",
-    "CustomerRecord",
     "CustomerValue",
     "Lifecycle",
     "OfferCall",
     "PriorityRules",
     "QueuePolicy",
-    "RoutingConfig",
     "RoutingSnapshot",
     "Strategy",
     "Tier",
@@ -47,13 +46,6 @@ __all__ = [
     "base_priority",
     "decide",
     "effective_priority",
-    "import_csv",
-    "is_open",
-    "load_routing",
-    "load_routing_checked",
-    "lookup_by_phone",
     "queue_order",
-    "queue_policies",
-    "recompute_tiers",
     "value_score",
 ]
