@@ -1,4 +1,5 @@
-"""The pure cores load no I/O library: each imported alone, in a fresh interpreter."""
+"""The layers at run time, each module imported alone in a fresh interpreter: the pure cores load no I/O
+library, and the product loads neither pbxsim nor the tooling."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import sys
 
 import pytest
 
-IO_LIBRARIES = ("sqlalchemy", "pydantic", "alembic", "prometheus_client", "aiohttp", "redis", "pbxsim")
+IO_LIBRARIES = ("sqlalchemy", "pydantic", "alembic", "prometheus_client", "aiohttp", "redis")
+TOOLS = ("pbxsim", "ctid.tooling")
 PURE_CORES = [
     "routing",
     "routing.engine",
@@ -24,14 +26,15 @@ PURE_CORES = [
 PROBE = """
 import importlib, json, sys
 importlib.import_module(sys.argv[1])
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[2:])))
+wanted = sys.argv[2:]
+print(json.dumps(sorted(m for m in sys.modules if any(m == p or m.startswith(p + ".") for p in wanted))))
 """
 
 
-def loaded_by(module: str) -> list[str]:
-    """The modules of IO_LIBRARIES that importing `module` alone loads."""
+def loaded_by(module: str, packages: tuple[str, ...] = IO_LIBRARIES) -> list[str]:
+    """The modules of `packages` that importing `module` alone loads."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, module, *IO_LIBRARIES], capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE, module, *packages], capture_output=True, text=True, check=True
     )
     loaded: list[str] = json.loads(done.stdout)
     return loaded
@@ -44,3 +47,12 @@ def test_a_pure_core_loads_no_io_library(module: str) -> None:
 
 def test_the_probe_sees_a_library_that_is_loaded() -> None:
     assert "sqlalchemy" in loaded_by("reports.log")
+
+
+@pytest.mark.parametrize("module", ["ctid.cli", "ctid.daemon"])
+def test_the_product_loads_neither_pbxsim_nor_the_tooling(module: str) -> None:
+    assert loaded_by(module, TOOLS) == []
+
+
+def test_the_tools_are_seen_when_loaded() -> None:
+    assert {"ctid.tooling.routing_sim", "pbxsim"} <= set(loaded_by("ctid.tooling.routing_sim", TOOLS))
