@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from ctid import dialplan
 from ctid.ami.events import decode_event, relevant
 from ctid.ami.message import AmiMessage
 from ctid.ami.parser import AmiParser
@@ -163,10 +164,10 @@ class RoutingSim:
 
     def _ivr(self, session: AgiSession) -> None:
         """The IVR's part: each caller waits in the one queue, with a tier from the scenario's mix."""
-        if session.script == "inbound":
+        if session.script == dialplan.INBOUND_SCRIPT:
             tier = self.scenario.tier_of(session.channel.cid_num)
-            session.command(f'SET VARIABLE CTID_QUEUE "{QUEUE}"')
-            session.command(f'SET VARIABLE CTID_TIER "{tier}"')
+            session.command(f'SET VARIABLE {dialplan.QUEUE_VAR} "{QUEUE}"')
+            session.command(f'SET VARIABLE {dialplan.TIER_VAR} "{tier}"')
         session.close()
 
     def _phone_plan(self, endpoint: Endpoint, ch: Channel) -> PhonePlan:
