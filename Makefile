@@ -29,6 +29,7 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache  # the layers: pyproject.toml [tool.importlinter]
 
 typecheck: venv
 	$(BIN)/mypy

@@ -3,7 +3,7 @@
 Events published while the bus is delivering (routing's AgentStateChanged in answer to a CallConnected)
 queue behind the event being delivered, so every subscriber sees each cause before its effects, and all
 events in publish order. Each batch names its origin: the Asterisk server it came from, or the component
-that published it (`ROUTING`).
+that published it (`ROUTING`). Pure: no I/O, no metrics of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from ctid.metrics import DOMAIN_EVENTS
 from ctid.state.domain import DomainEvent
 
 log = structlog.get_logger("ctid.bus")
@@ -28,7 +27,10 @@ COMPONENT_ORIGINS = frozenset({AGENTS, ROUTING, WALLBOARD, AUTH})  # origins tha
 
 
 class EventBus:
-    def __init__(self) -> None:
+    """`count`, if given, is told each delivered event's kind (the daemon counts them for Prometheus)."""
+
+    def __init__(self, count: Callable[[str], None] | None = None) -> None:
+        self._count = count
         self._subscribers: list[Subscriber] = []
         self._queue: deque[tuple[str, DomainEvent]] = deque()
         self._delivering = False
@@ -50,7 +52,8 @@ class EventBus:
             self._delivering = False
 
     def _deliver(self, origin: str, event: DomainEvent) -> None:
-        DOMAIN_EVENTS.labels(event.kind).inc()
+        if self._count is not None:
+            self._count(event.kind)
         for subscriber in list(self._subscribers):
             try:
                 subscriber(origin, event)

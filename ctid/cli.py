@@ -176,7 +176,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ctid.demo import run_demo
+    from ctid.tooling.demo import run_demo
 
     return asyncio.run(
         run_demo(
@@ -189,8 +189,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from ctid.bench import run_bench
     from ctid.logging import configure_logging
+    from ctid.tooling.bench import run_bench
 
     configure_logging("console", "warning")  # stdout carries only the JSON
     result = run_bench(args.what, args)
@@ -297,7 +297,7 @@ def no_contacts(start: float, end: float, zone: str, url: str) -> str:
 def _cmd_sim_day(args: argparse.Namespace) -> int:
     from ctid.errors import ConfigError
     from ctid.logging import configure_logging
-    from ctid.simday import DEFAULT_ROUTING, report_period, sim_day
+    from ctid.tooling.simday import DEFAULT_ROUTING, report_period, sim_day
 
     configure_logging("console", "warning")
     routing_path = need_readable(args.routing) if args.routing else DEFAULT_ROUTING

@@ -15,13 +15,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from ctid import dialplan
+
 AmiAction = tuple[str, dict[str, str]]
 
 # where each action of routing.yaml sends a contact (config/asterisk/extensions_ctid.conf)
-SEND_CONTEXTS = {"voicemail": "ctid-voicemail", "callback": "ctid-callback"}
-CONNECT_CONTEXT = "ctid-connect"
-HOLD_CONTEXT = "ctid-hold"
-MESSAGE_CONTEXT = "ctid-message"
+SEND_CONTEXTS = {"voicemail": dialplan.VOICEMAIL, "callback": dialplan.CALLBACK}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,14 +136,15 @@ class Unhold(Command):
     """Take a held channel out of ctid-hold to where it goes next (the agent's line by default)."""
 
     channel: str
-    context: str = CONNECT_CONTEXT
+    context: str = dialplan.CONNECT
     exten: str = "s"
     linkedid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class PlayMessage(Command):
-    """Play a recorded prompt (`sound`, a file name without extension) to a channel (ctid-message)."""
+    """Play a recorded prompt (`sound`, a file name without extension) to a channel (ctid-message); the
+    channel then waits again in ctid-wait."""
 
     channel: str
     sound: str
@@ -187,18 +187,18 @@ def ami_actions(command: Command) -> list[AmiAction]:
     """The AMI actions, in order, that carry out one command."""
     if isinstance(command, OfferCall):
         return [
-            _setvar(command.channel, "CTID_AGENT_DIAL", command.device),
-            _setvar(command.channel, "CTID_RING_TIMEOUT", f"{command.ring_timeout_s:g}"),
-            _redirect(command.channel, CONNECT_CONTEXT),
+            _setvar(command.channel, dialplan.AGENT_DIAL_VAR, command.device),
+            _setvar(command.channel, dialplan.RING_TIMEOUT_VAR, f"{command.ring_timeout_s:g}"),
+            _redirect(command.channel, dialplan.CONNECT),
         ]
     # CTID_SENT_TO first: the AMI stream then says why the contact left its queue (CallDeflected.reason)
     if isinstance(command, MoveToQueue):
         return [
-            _setvar(command.channel, "CTID_SENT_TO", f"queue:{command.reason}"),
-            _setvar(command.channel, "CTID_QUEUE", command.queue),
+            _setvar(command.channel, dialplan.SENT_TO_VAR, f"queue:{command.reason}"),
+            _setvar(command.channel, dialplan.QUEUE_VAR, command.queue),
         ]
     if isinstance(command, SendTo):
-        sent_to = _setvar(command.channel, "CTID_SENT_TO", f"{command.action}:{command.reason}")
+        sent_to = _setvar(command.channel, dialplan.SENT_TO_VAR, f"{command.action}:{command.reason}")
         if command.action == "hangup":
             return [sent_to, ("Hangup", {"Channel": command.channel, "Cause": "16"})]
         return [sent_to, _redirect(command.channel, SEND_CONTEXTS[command.action])]
@@ -211,13 +211,13 @@ def ami_actions(command: Command) -> list[AmiAction]:
     if isinstance(command, Hangup):
         return [("Hangup", {"Channel": command.channel, "Cause": str(command.cause)})]
     if isinstance(command, Hold):
-        moh = [_setvar(command.channel, "CTID_MOH", command.moh_class)] if command.moh_class else []
-        return [*moh, _redirect(command.channel, HOLD_CONTEXT)]
+        moh = [_setvar(command.channel, dialplan.MOH_VAR, command.moh_class)] if command.moh_class else []
+        return [*moh, _redirect(command.channel, dialplan.HOLD)]
     if isinstance(command, Unhold):
         return [_redirect(command.channel, command.context, command.exten)]
     if isinstance(command, PlayMessage):
         return [
-            _setvar(command.channel, "CTID_MESSAGE", command.sound),
-            _redirect(command.channel, MESSAGE_CONTEXT),
+            _setvar(command.channel, dialplan.MESSAGE_VAR, command.sound),
+            _redirect(command.channel, dialplan.MESSAGE),
         ]
     raise TypeError(f"no AMI form for {type(command).__name__}")

@@ -24,7 +24,7 @@ from ctid.config import AsteriskServer, CtidConfig
 from ctid.customers.component import customers_component
 from ctid.errors import AmiError
 from ctid.executor import CommandExecutor
-from ctid.metrics import CALLS_ACTIVE
+from ctid.metrics import CALLS_ACTIVE, DOMAIN_EVENTS
 from ctid.push import AGENT_TOPIC, SUPERVISOR_TOPIC, Kind, PushHub
 from ctid.state import CallStateModel
 from ctid.state.domain import CallArrived, CallEnded, DomainEvent, MonitoringStopped
@@ -69,7 +69,7 @@ class Ctid:
     def __init__(self, config: CtidConfig, clock: Clock | None = None, raw_log: Path | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.bus = EventBus()
+        self.bus = EventBus(count=lambda kind: DOMAIN_EVENTS.labels(kind).inc())
         ensure_sqlite_directory(config.database)
         Path(config.spool).parent.mkdir(parents=True, exist_ok=True)
         self.interaction_log = InteractionLog(config.database, Path(config.spool))

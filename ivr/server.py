@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from ctid import dialplan
 from ctid.config import AgiListener
 from ctid.customers import Identification
 from ivr.fastagi import AgiLimits, AgiSession, FastAgiServer, Script
@@ -41,10 +42,10 @@ class IvrServer:
         self.identify = identify
         self.callbacks: list[CallbackRequest] = []  # accepted offers, for the dialer to call back
         scripts: dict[str, Script] = {
-            "inbound": self.inbound,
-            "outbound": self.outbound,
-            "survey": self.survey,
-            "callback": self.callback,
+            dialplan.INBOUND_SCRIPT: self.inbound,
+            dialplan.OUTBOUND_SCRIPT: self.outbound,
+            dialplan.SURVEY_SCRIPT: self.survey,
+            dialplan.CALLBACK_SCRIPT: self.callback,
         }
         self.server = FastAgiServer(host, port, scripts, limits)
 
@@ -80,29 +81,29 @@ class IvrServer:
         dnis = session.env.get("agi_extension", "")
         ident = await self.identify(caller, dnis)
         if ident.customer:
-            await session.set_variable("CTID_CUSTOMER", ident.customer)
+            await session.set_variable(dialplan.CUSTOMER_VAR, ident.customer)
         if ident.tier:
-            await session.set_variable("CTID_TIER", ident.tier)
-        await session.set_variable("CTID_QUEUE", ident.queue)
+            await session.set_variable(dialplan.TIER_VAR, ident.tier)
+        await session.set_variable(dialplan.QUEUE_VAR, ident.queue)
         log.info(
             "caller_identified", uniqueid=session.env.get("agi_uniqueid"), queue=ident.queue, tier=ident.tier
         )
 
     async def outbound(self, session: AgiSession) -> None:
         amd = await session.get_variable("AMDSTATUS")
-        campaign = await session.get_variable("CTID_CAMPAIGN")
+        campaign = await session.get_variable(dialplan.CAMPAIGN_VAR)
         if amd == "MACHINE":
             await session.command("HANGUP")
             return
-        await session.set_variable("CTID_QUEUE", f"outbound-{campaign}" if campaign else "outbound")
+        await session.set_variable(dialplan.QUEUE_VAR, f"outbound-{campaign}" if campaign else "outbound")
 
     async def callback(self, session: AgiSession) -> None:
         """Offer a call back instead of waiting: 1 accepts (CTID_CALLBACK=accepted), else it declines."""
         number = session.env.get("agi_callerid", "")
-        queue = await session.get_variable("CTID_QUEUE")
-        reply = await session.command("GET DATA ctid-callback-offer 5000 1")
+        queue = await session.get_variable(dialplan.QUEUE_VAR)
+        reply = await session.command(f"GET DATA {dialplan.CALLBACK_OFFER_PROMPT} 5000 1")
         accepted = reply.ok and reply.result.strip() == "1"
-        await session.set_variable("CTID_CALLBACK", "accepted" if accepted else "declined")
+        await session.set_variable(dialplan.CALLBACK_VAR, "accepted" if accepted else "declined")
         if accepted:
             self.callbacks.append(
                 CallbackRequest(session.env.get("agi_uniqueid", ""), number, queue, time.time())

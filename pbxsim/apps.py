@@ -6,6 +6,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from ctid import dialplan
 from pbxsim.channels import Block, Channel, ChannelState
 from pbxsim.dialplan import split_args
 
@@ -21,7 +22,12 @@ class Flow(Enum):
 
 
 # seconds of the prompts the dialplan plays (from the GSM files of the reference build)
-PROMPT_SECONDS = {"hello": 0.8, "demo-congrats": 30.28, "one-moment-please": 1.6, "ctid-abandon-info": 3.0}
+PROMPT_SECONDS = {
+    "hello": 0.8,
+    "demo-congrats": 30.28,
+    "one-moment-please": 1.6,
+    dialplan.ABANDON_PROMPT: 3.0,
+}
 ANSWER_MEDIA_WAIT = 0.5  # Answer() waits this long for a first voice frame
 FRAME = 0.02
 SIP_ANSWER_WAIT = 0.01

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 
+from ctid import dialplan
 from ctid.ami.message import AmiMessage
 from pbxsim.world import World
 
@@ -40,10 +41,10 @@ class AutoRouter:
                 caller = ev["Channel"]
                 self.busy[agent] = caller
                 caused += self.action(
-                    "Setvar", Channel=caller, Variable="CTID_AGENT_DIAL", Value=f"PJSIP/{agent}"
+                    "Setvar", Channel=caller, Variable=dialplan.AGENT_DIAL_VAR, Value=f"PJSIP/{agent}"
                 )
                 caused += self.action(
-                    "Redirect", Channel=caller, Context="ctid-connect", Exten="s", Priority="1"
+                    "Redirect", Channel=caller, Context=dialplan.CONNECT, Exten="s", Priority="1"
                 )
         if caused:
             caused += self.observe(caused)

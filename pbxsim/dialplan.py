@@ -54,6 +54,13 @@ exten => s,1,AGI(agi://${CTID_HOST}:4573/callback)
 exten => s,1,VoiceMail(${CTID_QUEUE}@ctid,su)
  same => n,Hangup()
 
+[ctid-hold]
+exten => s,1,MusicOnHold(${IF($["${CTID_MOH}"!=""]?${CTID_MOH}:default)})
+
+[ctid-message]
+exten => s,1,Playback(${CTID_MESSAGE})
+ same => n,Goto(ctid-wait,s,1)
+
 [sim-callers]
 exten => _pX!,1,Answer()
  same => n,Wait(${EXTEN:1})

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ctid import dialplan
+
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
@@ -47,7 +49,7 @@ def reference_site() -> tuple[Endpoint, ...]:
     """The endpoints of ../shared/asterisk/conf/pjsip.conf, none registered (as during the resync capture)."""
     return (
         *agent_phones(["1001", "1002", "1003", "1004"], registered=False),
-        Endpoint("customer", "13800008888", "陈静", "ctid-inbound", registered=False, answer_after=None),
+        Endpoint("customer", "13800008888", "陈静", dialplan.INBOUND, registered=False, answer_after=None),
     )
 
 
@@ -55,5 +57,5 @@ def call_center_site(agents: Iterable[str], trunk: str = "trunk") -> tuple[Endpo
     """Registered agent phones plus a carrier trunk whose callers enter ctid-inbound."""
     return (
         *agent_phones(agents),
-        Endpoint(trunk, "", "", "ctid-inbound", registered=True, answer_after=None),
+        Endpoint(trunk, "", "", dialplan.INBOUND, registered=True, answer_after=None),
     )

@@ -1,25 +1,37 @@
-"""reports: the interaction log every domain event is written to, and the KPIs computed from it."""
+"""reports: KPIs folded from interaction-log rows (pure). The log itself (SQL) is `reports.log`, its
+read models `reports.store`, report rendering `reports.report`, the wallboard `reports.wallboard`; this door
+imports none of them."""
 
-from reports.log import (
-    CallSummary,
-    DataGap,
-    Interaction,
-    InteractionEvent,
-    InteractionLog,
-    event_row,
-    load_events,
-    load_gaps,
-    upgrade_database,
+from reports.kpi import (
+    DEFAULT_SETTINGS,
+    AgentFold,
+    Contact,
+    ContactFold,
+    KpiSettings,
+    Outcome,
+    QueueTally,
+    agent_performance,
+    contacts,
+    counts_of,
+    interval_report,
+    percentile,
+    queue_figures,
+    queue_summary,
 )
 
 __all__ = [
-    "CallSummary",
-    "DataGap",
-    "Interaction",
-    "InteractionEvent",
-    "InteractionLog",
-    "event_row",
-    "load_events",
-    "load_gaps",
-    "upgrade_database",
+    "DEFAULT_SETTINGS",
+    "AgentFold",
+    "Contact",
+    "ContactFold",
+    "KpiSettings",
+    "Outcome",
+    "QueueTally",
+    "agent_performance",
+    "contacts",
+    "counts_of",
+    "interval_report",
+    "percentile",
+    "queue_figures",
+    "queue_summary",
 ]

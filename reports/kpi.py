@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ctid import dialplan
 from ctid.agents import LEGACY, OCCUPIED, AgentState
 from ctid.state import domain as d
 
@@ -227,9 +228,9 @@ class ContactFold:
 
     def _variable(self, key: CallKey, row: Row) -> None:
         name, value = _get(row, "name"), _get(row, "value")
-        if name == "CTID_TIER":
+        if name == dialplan.TIER_VAR:
             self._set_tier(key, value)
-        elif name == "CTID_CALLBACK" and value == "accepted":
+        elif name == dialplan.CALLBACK_VAR and value == "accepted":
             index = self._latest.get(key)
             if index is not None and self.contacts[index].deflected_to == "callback":
                 self.contacts[index] = replace(self.contacts[index], callback_accepted=True)

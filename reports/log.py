@@ -46,6 +46,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ctid import dialplan
 from ctid.db import Base, DatabaseFileWatch, make_engine
 from ctid.errors import CtidError
 from ctid.state.domain import DomainEvent, OpenCall
@@ -72,7 +73,11 @@ WRITE_SECONDS = Histogram(
 _COLUMN_FIELDS = frozenset({"kind", "at", "linkedid", "queue", "agent"})
 # Agent events describe the agent, not the call: routing publishes them without a server name.
 _AGENT_KINDS = frozenset({"AgentStateChanged", "AgentDeviceChanged"})
-_CALL_VARIABLES = {"CTID_TIER": "tier", "CTID_CUSTOMER": "customer", "CTID_CAMPAIGN": "campaign"}
+_CALL_VARIABLES = {
+    dialplan.TIER_VAR: "tier",
+    dialplan.CUSTOMER_VAR: "customer",
+    dialplan.CAMPAIGN_VAR: "campaign",
+}
 
 
 class InteractionEvent(Base):

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from ctid import dialplan
 from ctid.metrics import ABANDON_RATIO, SERVICE_LEVEL, WAIT_SECONDS
 from ctid.state import domain as d
 from reports.kpi import Contact, ContactFold, KpiSettings, Outcome, QueueTally, counts_of, queue_figures
@@ -146,9 +147,9 @@ class Wallboard:
         if kind == "CallArrived":
             call.number = data.get("caller_num", "")
         elif kind == "CallVariable":
-            if data.get("name") == "CTID_CUSTOMER":
+            if data.get("name") == dialplan.CUSTOMER_VAR:
                 call.customer = data.get("value", "")
-            elif data.get("name") == "CTID_TIER":
+            elif data.get("name") == dialplan.TIER_VAR:
                 call.tier = data.get("value", "")
         elif kind == "CallAbandoned" and call.number:
             if data["wait_s"] >= self.settings.short_abandon_s:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from ctid import dialplan
 from ctid.agents import AgentBook
 from ctid.bus import ROUTING
 from ctid.commands import OfferCall
@@ -66,10 +67,10 @@ class Acd:
         self.agents.apply(event, now, queue.wrap_up_s if queue is not None else None)
         if isinstance(event, d.CallArrived):
             self._channels[linkedid] = event.channel
-        elif isinstance(event, d.CallVariable) and event.name in ("CTID_TIER", "CTID_CUSTOMER"):
+        elif isinstance(event, d.CallVariable) and event.name in (dialplan.TIER_VAR, dialplan.CUSTOMER_VAR):
             tier, customer = self._tiers.get(linkedid, (self.default_tier, ""))
             self._tiers[linkedid] = (
-                (event.value, customer) if event.name == "CTID_TIER" else (tier, event.value)
+                (event.value, customer) if event.name == dialplan.TIER_VAR else (tier, event.value)
             )
             waiting = self.waiting.get(linkedid)
             if waiting is not None:  # identified while already waiting: its priority changes now

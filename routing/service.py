@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from ctid import dialplan
 from ctid.agents import (
     STAFFED,
     AgentBook,
@@ -223,7 +224,7 @@ class RoutingService:
     async def _set_queue_variable(self, server: str, event: d.QueueAssigned) -> None:
         """ctid chose the contact's queue: CTID_QUEUE on the channel says so, so Asterisk's records agree."""
         bound = log.bind(linkedid=event.linkedid, uniqueid=event.uniqueid, server=server)
-        command = SetVariable(event.channel, "CTID_QUEUE", event.queue, linkedid=event.linkedid)
+        command = SetVariable(event.channel, dialplan.QUEUE_VAR, event.queue, linkedid=event.linkedid)
         result = await self.execute(server, command)
         if isinstance(
             result, CommandFailed

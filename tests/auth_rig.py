@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from ctid.auth import Role, UserStore, create_schema
+from ctid.auth import Role
 from ctid.auth.component import AuthComponent
+from ctid.auth.store import UserStore, create_schema
 from ctid.clock import Clock, SystemClock
 from ctid.config import WebListener
 from ctid.db import make_engine

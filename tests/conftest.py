@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ctid.pgtemp import PostgresServer, PostgresUnavailable, throwaway_postgres
+from ctid.tooling.pgtemp import PostgresServer, PostgresUnavailable, throwaway_postgres
 
 
 @pytest.fixture(scope="session")

@@ -60,3 +60,16 @@ def test_a_subscriber_that_raises_does_not_stop_the_others_or_later_events() -> 
     unsubscribe()
     bus.publish("pbx1", [connected("L4")])
     assert got == ["L1", "L2", "L3"]
+
+
+def test_count_is_told_each_delivered_event_kind_before_its_subscribers() -> None:
+    order: list[str] = []
+    bus = EventBus(count=lambda kind: order.append(f"count {kind}"))
+    bus.subscribe(lambda origin, event: order.append(f"deliver {event.kind}"))
+    bus.publish("pbx1", [connected("L1"), agent_state("alice")])
+    assert order == [
+        "count CallConnected",
+        "deliver CallConnected",
+        "count AgentStateChanged",
+        "deliver AgentStateChanged",
+    ]

@@ -1,5 +1,6 @@
 """Logins and roles: who may call each route (`Policy`, `allowed`), users and API tokens in SQL, browser
-sessions, and the slowing of failed logins. The web side is `ctid.auth.component`."""
+sessions, and the slowing of failed logins. The door is pure: the SQL store is `ctid.auth.store`, the web
+side `ctid.auth.component`."""
 
 from ctid.auth.policy import (
     USER_ROLES,
@@ -12,7 +13,6 @@ from ctid.auth.policy import (
     User,
     allowed,
 )
-from ctid.auth.store import UserError, UserInfo, UserStore, create_demo_users, create_schema
 
 __all__ = [
     "USER_ROLES",
@@ -23,10 +23,5 @@ __all__ = [
     "Session",
     "Sessions",
     "User",
-    "UserError",
-    "UserInfo",
-    "UserStore",
     "allowed",
-    "create_demo_users",
-    "create_schema",
 ]

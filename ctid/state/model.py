@@ -14,35 +14,36 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from ctid import dialplan
 from ctid.ami import events as ev
 from ctid.ami.events import ChannelInfo, ChannelState
 from ctid.state import domain as d
 
 CTID_CONTEXTS = frozenset(
     {
-        "ctid-inbound",
-        "ctid-wait",
-        "ctid-connect",
-        "ctid-after",
-        "ctid-transfer",
-        "ctid-outbound",
-        "ctid-abandon",
-        "ctid-callback",
-        "ctid-voicemail",
+        dialplan.INBOUND,
+        dialplan.WAIT,
+        dialplan.CONNECT,
+        dialplan.AFTER,
+        dialplan.TRANSFER,
+        dialplan.OUTBOUND,
+        dialplan.ABANDON,
+        dialplan.CALLBACK,
+        dialplan.VOICEMAIL,
     }
 )
 # where ctid sends a contact out of its queue (ctid.commands.SEND_CONTEXTS)
-DEFLECT_CONTEXTS = {"ctid-callback": "callback", "ctid-voicemail": "voicemail"}
+DEFLECT_CONTEXTS = {dialplan.CALLBACK: "callback", dialplan.VOICEMAIL: "voicemail"}
 # variables ctid sets on the contact; Asterisk's own records then show where each call waited
 TRACKED_VARIABLES = frozenset(
     {
-        "CTID_QUEUE",
-        "CTID_CUSTOMER",
-        "CTID_TIER",
-        "CTID_CAMPAIGN",
-        "CTID_CONTACT",
-        "CTID_SENT_TO",
-        "CTID_CALLBACK",
+        dialplan.QUEUE_VAR,
+        dialplan.CUSTOMER_VAR,
+        dialplan.TIER_VAR,
+        dialplan.CAMPAIGN_VAR,
+        dialplan.CONTACT_VAR,
+        dialplan.SENT_TO_VAR,
+        dialplan.CALLBACK_VAR,
         "AMDSTATUS",
     }
 )
@@ -539,9 +540,11 @@ class CallStateModel:
             self._adopt_contact(call, chan, now, out)
         if chan.uniqueid != call.contact:
             return
-        if e.chan.context == "ctid-wait" and (previous != "ctid-wait" or call.state is not CallState.WAITING):
+        if e.chan.context == dialplan.WAIT and (
+            previous != dialplan.WAIT or call.state is not CallState.WAITING
+        ):
             self._enter_wait(call, now, out)
-        elif e.chan.context == "ctid-after" and previous != "ctid-after":
+        elif e.chan.context == dialplan.AFTER and previous != dialplan.AFTER:
             call.state = CallState.AFTER
             self._note(call, now, "after", application=e.application)
         elif e.chan.context in DEFLECT_CONTEXTS and call.state in (CallState.WAITING, CallState.IVR):
@@ -563,7 +566,7 @@ class CallStateModel:
             return
         call.contact = chan.uniqueid
         call.contact_channel = chan.name
-        if chan.context == "ctid-outbound" or call.campaign:
+        if chan.context == dialplan.OUTBOUND or call.campaign:
             call.direction = d.Direction.OUTBOUND
             call.caller_num = dialed_number(chan.name)
             call.caller_name = chan.connected_name
@@ -572,7 +575,7 @@ class CallStateModel:
             call.direction = d.Direction.INBOUND
             call.caller_num = chan.caller_num
             call.caller_name = chan.caller_name
-            call.dnis = chan.exten if chan.context == "ctid-inbound" else ""
+            call.dnis = chan.exten if chan.context == dialplan.INBOUND else ""
         call.state = CallState.IVR
         arrived = d.CallArrived(
             now,
@@ -589,15 +592,15 @@ class CallStateModel:
     def _resume_from_context(self, call: Call, chan: Channel, now: float, out: Out, arrival: float) -> None:
         """After a resync, where the contact is in the dialplan says what it is doing; `arrival` is when a
         queue stay begun out of sight began, as far as ctid can tell."""
-        if chan.context == "ctid-wait" and call.state is not CallState.WAITING:
+        if chan.context == dialplan.WAIT and call.state is not CallState.WAITING:
             self._enter_wait(call, now, out, arrival)
-        elif chan.context == "ctid-connect" and call.state in (CallState.IVR, CallState.WAITING):
+        elif chan.context == dialplan.CONNECT and call.state in (CallState.IVR, CallState.WAITING):
             if call.state is CallState.IVR:  # it reached a queue (and an agent) out of sight
                 self._enter_wait(call, now, out, arrival)
             if call.arrived_at is None:
                 call.arrived_at = call.waiting_since = now
             call.state = CallState.RINGING  # dialing an agent; the bridge says when it is answered
-        elif chan.context == "ctid-after":
+        elif chan.context == dialplan.AFTER:
             call.state = CallState.AFTER
 
     def _enter_wait(self, call: Call, now: float, out: Out, arrival: float | None = None) -> None:
@@ -659,18 +662,18 @@ class CallStateModel:
 
     def _set_variable(self, call: Call, chan: Channel, name: str, value: str, now: float, out: Out) -> None:
         current = {
-            "CTID_QUEUE": call.queue,
-            "CTID_CUSTOMER": call.customer,
-            "CTID_TIER": call.tier,
-            "CTID_CAMPAIGN": call.campaign,
-            "CTID_CONTACT": call.contact_id,
+            dialplan.QUEUE_VAR: call.queue,
+            dialplan.CUSTOMER_VAR: call.customer,
+            dialplan.TIER_VAR: call.tier,
+            dialplan.CAMPAIGN_VAR: call.campaign,
+            dialplan.CONTACT_VAR: call.contact_id,
             "AMDSTATUS": call.amd,
-            "CTID_SENT_TO": call.sent_to,
-            "CTID_CALLBACK": call.callback,
+            dialplan.SENT_TO_VAR: call.sent_to,
+            dialplan.CALLBACK_VAR: call.callback,
         }[name]
         if current == value:
             return
-        if name == "CTID_QUEUE":
+        if name == dialplan.QUEUE_VAR:
             if call.state is CallState.WAITING and call.queue and call.queue != value:
                 if self._resolve_queue(call, value) != value:
                     # a queue routing.yaml does not have: the contact keeps its place, CTID_QUEUE is put back
@@ -685,15 +688,15 @@ class CallStateModel:
                 self._emit(call, d.CallWaiting(now, call.linkedid, call.contact, value, now, False), out)
                 return
             call.queue = value
-        elif name == "CTID_SENT_TO":
+        elif name == dialplan.SENT_TO_VAR:
             call.sent_to = value
-        elif name == "CTID_CALLBACK":
+        elif name == dialplan.CALLBACK_VAR:
             call.callback = value
-        elif name == "CTID_CUSTOMER":
+        elif name == dialplan.CUSTOMER_VAR:
             call.customer = value
-        elif name == "CTID_TIER":
+        elif name == dialplan.TIER_VAR:
             call.tier = value
-        elif name == "CTID_CAMPAIGN":
+        elif name == dialplan.CAMPAIGN_VAR:
             call.campaign = value
             call.direction = d.Direction.OUTBOUND
         elif name == "AMDSTATUS":
@@ -718,7 +721,7 @@ class CallStateModel:
         if caller is None:
             return
         call = self.calls.get(caller.linkedid)
-        if call is None or caller.uniqueid != call.contact or caller.context != "ctid-connect":
+        if call is None or caller.uniqueid != call.contact or caller.context != dialplan.CONNECT:
             return
         call.state = CallState.RINGING
         call.agent = dest.device
@@ -948,11 +951,11 @@ class CallStateModel:
         if call.agent:
             self._agent_left(call, now, out)
         call.transfers += 1
-        to_queue = e.extension if e.context == "ctid-transfer" else ""
+        to_queue = e.extension if e.context == dialplan.TRANSFER else ""
         to_agent = "" if to_queue else f"{e.extension}@{e.context}"
         contact = self.channels.get(call.contact)
         already_waiting = (
-            call.state is CallState.WAITING and contact is not None and contact.context == "ctid-wait"
+            call.state is CallState.WAITING and contact is not None and contact.context == dialplan.WAIT
         )
         if to_queue and not already_waiting:  # a new contact in that queue: arrival now (METRICS.md)
             # (Asterisk sometimes reports the transfer after the caller already reached ctid-wait)

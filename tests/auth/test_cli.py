@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from ctid.auth import Role, User, UserStore
+from ctid.auth import Role, User
+from ctid.auth.store import UserStore
 from ctid.cli import main
 from ctid.db import make_engine
 from reports.log import load_events

@@ -7,7 +7,8 @@ import itertools
 import pytest
 from sqlalchemy import Engine, text
 
-from ctid.auth import Role, User, UserError, UserStore, create_demo_users, create_schema
+from ctid.auth import Role, User
+from ctid.auth.store import UserError, UserStore, create_demo_users, create_schema
 from ctid.db import make_engine
 
 

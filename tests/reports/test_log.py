@@ -16,8 +16,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, select
 
 from ctid.db import Base
-from ctid.pgtemp import PostgresServer
 from ctid.state import domain as d
+from ctid.tooling.pgtemp import PostgresServer
 from reports.log import (
     LOG_TABLES,
     VERSION_TABLE,

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ctid.simday import DEFAULT_ROUTING, sim_day
+from ctid.tooling.simday import DEFAULT_ROUTING, sim_day
 from routing.config import load_routing
 
 SHORT_S = 5.0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ctid.simday import sim_day
+from ctid.tooling.simday import sim_day
 from reports.report import FORMATS, REPORTS, render, run_report
 from tests.reports.test_run import REQUIRED
 

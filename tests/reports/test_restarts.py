@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from ctid.agents import AgentState
 from ctid.config import load_config
 from ctid.daemon import Ctid
-from ctid.simday import DEFAULT_ROUTING, SPINS, back_from_no_answer, day_start
+from ctid.tooling.simday import DEFAULT_ROUTING, SPINS, back_from_no_answer, day_start
 from ivr.component import IvrComponent
 from pbxsim import PbxSimServer, TrafficGenerator, TrafficProfile, World, WorldClock, call_center_site
 from reports.log import DataGap, Interaction, load_events, load_gaps, open_engine

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
-from ctid.bench_reports import copy_event
-from ctid.simday import DEFAULT_ROUTING, sim_day
+from ctid.tooling.bench_reports import copy_event
+from ctid.tooling.routing_sim import Policy, RoutingSim, Scenario
+from ctid.tooling.simday import DEFAULT_ROUTING, sim_day
 from reports import kpi
 from reports.kpi import KpiSettings
 from reports.log import InteractionLog, load_events, open_engine
@@ -25,7 +26,6 @@ from reports.store import DAY_S, AgentSpan, AgentStateDay, fill_state_days, rebu
 from routing.config import load_routing
 from routing.model import Strategy
 from routing.service import priority_rules
-from routing.sim import Policy, RoutingSim, Scenario
 
 SERVER = "pbxsim"
 

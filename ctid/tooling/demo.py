@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ctid.agents import AgentState
-from ctid.auth import create_demo_users
+from ctid.auth.store import create_demo_users
 from ctid.config import load_config
 from ctid.daemon import Ctid
 from ctid.errors import ConfigError

@@ -12,6 +12,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from typing import Any
 
+from ctid import dialplan
 from ctid.ami.client import AmiConnection
 from ctid.ami.events import AmiEvent
 from ctid.ami.message import AmiMessage
@@ -26,7 +27,8 @@ def generate_stream(events: int, seed: int) -> tuple[bytes, int, set[str]]:
     from pbxsim import TrafficGenerator, TrafficProfile, World, call_center_site, scripted_peer
     from pbxsim.autoroute import AutoRouter
 
-    peer = scripted_peer({"inbound": ['SET VARIABLE CTID_QUEUE "sales"', 'SET VARIABLE CTID_TIER "B"']})
+    identify = [f'SET VARIABLE {dialplan.QUEUE_VAR} "sales"', f'SET VARIABLE {dialplan.TIER_VAR} "B"']
+    peer = scripted_peer({dialplan.INBOUND_SCRIPT: identify})
     world = World(seed=seed, start=1_795_424_400.0, endpoints=call_center_site(INGEST_AGENTS), agi_peer=peer)
     profile = replace(TrafficProfile.flat(3600), talk_mean=150.0, patience_mean=120.0)
     TrafficGenerator(world, profile).start()
@@ -210,11 +212,11 @@ def run_bench(what: str, args: argparse.Namespace) -> dict[str, Any]:
     if what == "ingest":
         return bench_ingest(args.events, args.seed, args.rate, args.rounds)
     if what == "routing":
-        from ctid.bench_routing import bench_routing
+        from ctid.tooling.bench_routing import bench_routing
 
         return bench_routing(args)
     if what == "reports":
-        from ctid.bench_reports import bench_reports
+        from ctid.tooling.bench_reports import bench_reports
 
         return bench_reports(args)
     raise ValueError(f"unknown benchmark {what}")

@@ -7,10 +7,10 @@ import statistics
 import pytest
 
 from ctid.state import domain as d
+from ctid.tooling.routing_sim import Policy, RoutingSim, Scenario
 from reports.kpi import Contact, Outcome, contacts
 from reports.log import event_row
 from routing.model import Strategy
-from routing.sim import Policy, RoutingSim, Scenario
 from routing.value import PriorityRules
 
 FIFO = Policy("fifo_longest_idle", Strategy.LONGEST_IDLE)

@@ -1,9 +1,9 @@
 """`ctid bench routing`: routing policies compared on the same simulated day, and decide()'s speed at scale.
 
 Each policy routes the same seeded callers (arrivals, tiers, patience, talk times) through pbxsim's world
-and ctid's real state model and ACD (`routing.sim`); the figures are the reports' own (`reports.kpi`, as
-METRICS.md defines them) over the day's interaction log. The decision latency is measured apart, on one
-large hand-built snapshot, so it does not depend on the simulated center's size.
+and ctid's real state model and ACD (`ctid.tooling.routing_sim`); the figures are the reports' own
+(`reports.kpi`, as METRICS.md defines them) over the day's interaction log. The decision latency is measured
+apart, on one large hand-built snapshot, so it does not depend on the simulated center's size.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ from ctid.customers import Tier
 from ctid.daemon import tune_gc
 from ctid.samples import sample_path
 from ctid.state.domain import DomainEvent
+from ctid.tooling.routing_sim import START, TIERS, Policy, RoutingSim, Scenario, SimResult
 from reports.kpi import DEFAULT_SETTINGS, agent_performance, contacts, percentile, queue_figures
 from reports.log import event_row
 from routing.config import load_routing, queue_policies
 from routing.engine import decide
 from routing.model import QueuePolicy, RoutingSnapshot, Strategy, WaitingCall
 from routing.service import priority_rules
-from routing.sim import START, TIERS, Policy, RoutingSim, Scenario, SimResult
 from routing.value import PriorityRules, base_priority
 
-log = structlog.get_logger("ctid.bench_routing")
+log = structlog.get_logger("ctid.tooling.bench_routing")
 
 ROUTING_YAML = sample_path("routing.yaml")  # the shipped sample, wherever ctid is installed
 SERVER = "pbxsim"  # the interaction rows' server

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ctid.pgtemp import postgres_bindir
+from ctid.tooling.pgtemp import postgres_bindir
 
 
 def test_bench_reports_loads_both_databases_and_times_every_report() -> None:

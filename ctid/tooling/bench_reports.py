@@ -1,12 +1,12 @@
 """`ctid bench reports`: a month of a large center's log in SQLite and PostgreSQL, and the reports timed.
 
-The traffic is one simulated day (pbxsim's world, ctid's state model and routing, `routing.sim`) copied
-over 30 days: each copy gets its own call ids and, when several copies share a day, its own agents, so
-the month is `--calls` calls of real event sequences. Events reach each database through the log's own
-writer (`InteractionLog._write`, the path the daemon's batches take: events, call summaries, and the
-contacts, legs and spans the reports read), so the load rate is the daemon's. Then a 30-day queue summary,
-interval report and agent performance report (`reports.report.run_report`), each the median of 5 runs,
-and one wallboard refresh after the month's last day went through the wallboard.
+The traffic is one simulated day (pbxsim's world, ctid's state model and routing,
+`ctid.tooling.routing_sim`) copied over 30 days: each copy gets its own call ids and, when several copies
+share a day, its own agents, so the month is `--calls` calls of real event sequences. Events reach each
+database through the log's own writer (`InteractionLog._write`, the path the daemon's batches take: events,
+call summaries, and the contacts, legs and spans the reports read), so the load rate is the daemon's. Then a
+30-day queue summary, interval report and agent performance report (`reports.report.run_report`), each the
+median of 5 runs, and one wallboard refresh after the month's last day went through the wallboard.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 
 from ctid.state import domain as d
+from ctid.tooling.routing_sim import Policy, RoutingSim, Scenario
 from reports.kpi import KpiSettings
 from reports.log import InteractionLog, _as_record, upgrade_database
 from reports.report import run_report
@@ -32,9 +33,8 @@ from reports.wallboard import Wallboard
 from routing.config import load_routing
 from routing.model import Strategy
 from routing.service import priority_rules
-from routing.sim import Policy, RoutingSim, Scenario
 
-log = structlog.get_logger("ctid.bench_reports")
+log = structlog.get_logger("ctid.tooling.bench_reports")
 
 DAYS = 30
 RUNS = 5
@@ -46,7 +46,7 @@ REPORTS = {"queue_summary": "queue-summary", "interval": "interval", "agent_perf
 
 def template_day(seed: int, agents: int = 100, hours: float = 8.0) -> tuple[list[d.DomainEvent], float, int]:
     """One simulated day of the center: its events, its first moment, and its calls."""
-    from ctid.bench_routing import ROUTING_YAML
+    from ctid.tooling.bench_routing import ROUTING_YAML
 
     rules = priority_rules(load_routing(ROUTING_YAML))
     scenario = Scenario(agents=agents, hours=hours, seed=seed)
@@ -168,7 +168,7 @@ def time_wallboard(events: list[d.DomainEvent], calls_per_day: int, calls: int) 
 
 
 def bench_reports(args: argparse.Namespace) -> dict[str, Any]:
-    from ctid.pgtemp import PostgresUnavailable, throwaway_postgres
+    from ctid.tooling.pgtemp import PostgresUnavailable, throwaway_postgres
 
     started = time.perf_counter()
     events, start, calls_per_day = template_day(args.seed, args.agents, args.hours)

@@ -5,7 +5,7 @@ events for the `Acd`; its offers go back to the world as the AMI actions the dae
 (`ctid.commands.ami_actions`). No sockets and no wall clock, so a day of traffic runs in seconds and
 the same seed gives the same callers, with the same patience and talk times, whatever the routing does.
 
-Not exported by `routing/__init__`: the daemon must not load pbxsim.
+Tooling, not product: the daemon never loads pbxsim.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from ctid import dialplan
 from ctid.agents import AgentBook, AgentRecord, AgentState
 from ctid.ami.events import decode_event, relevant
 from ctid.ami.message import AmiMessage
@@ -35,7 +36,7 @@ from routing.value import PriorityRules, base_priority
 if TYPE_CHECKING:
     from pbxsim.channels import Channel
 
-log = structlog.get_logger("routing.sim")
+log = structlog.get_logger("ctid.tooling.routing_sim")
 
 QUEUE = "inbound"
 TIERS = ("A", "B", "C")
@@ -164,10 +165,10 @@ class RoutingSim:
 
     def _ivr(self, session: AgiSession) -> None:
         """The IVR's part: each caller waits in the one queue, with a tier from the scenario's mix."""
-        if session.script == "inbound":
+        if session.script == dialplan.INBOUND_SCRIPT:
             tier = self.scenario.tier_of(session.channel.cid_num)
-            session.command(f'SET VARIABLE CTID_QUEUE "{QUEUE}"')
-            session.command(f'SET VARIABLE CTID_TIER "{tier}"')
+            session.command(f'SET VARIABLE {dialplan.QUEUE_VAR} "{QUEUE}"')
+            session.command(f'SET VARIABLE {dialplan.TIER_VAR} "{tier}"')
         session.close()
 
     def _phone_plan(self, endpoint: Endpoint, ch: Channel) -> PhonePlan:
