@@ -25,7 +25,6 @@ from ctid.customers.component import customers_component
 from ctid.errors import AmiError
 from ctid.executor import CommandExecutor
 from ctid.metrics import CALLS_ACTIVE, DOMAIN_EVENTS
-from ctid.push import AGENT_TOPIC, SUPERVISOR_TOPIC, Kind, PushHub
 from ctid.state import CallStateModel
 from ctid.state.domain import CallArrived, CallEnded, DomainEvent, MonitoringStopped
 from ivr.component import ivr_component
@@ -76,9 +75,6 @@ class Ctid:
         self.servers: dict[str, ServerState] = {}
         # the one sender of AMI actions for the components
         self.executor = CommandExecutor(lambda name: self.servers[name].connection)
-        hub = PushHub()  # the desktops' event topics: screen pops and supervisors' alerts are published there
-        hub.topic(SUPERVISOR_TOPIC, Kind.EVENTS)
-        hub.topic(AGENT_TOPIC, Kind.EVENTS)
         context = Context(
             config,
             self.clock,
@@ -86,7 +82,6 @@ class Ctid:
             self.executor,
             self.interaction_log.engine,  # one pool per database: the log's
             servers=tuple(s.name for s in config.asterisk),
-            hub=hub,
         )
         self.interaction_log.on_new_database.extend(context.schemas)  # a SQLite file replaced under ctid
         self.context = context
