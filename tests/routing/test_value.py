@@ -1,23 +1,10 @@
 """The queue priority a caller's value tier and situation earn."""
 
-from decimal import Decimal
-
 import pytest
 
-from ctid.customers import CustomerValue, Lifecycle, Tier
+from ctid.customers import Lifecycle, Tier
 from routing.value import PriorityRules, base_priority
-
-
-def value(
-    revenue: str = "1000",
-    tenure: float = 1.0,
-    cost: str = "100",
-    complaints: int = 0,
-    lifecycle: Lifecycle = Lifecycle.CLIENT,
-    vip: bool = False,
-) -> CustomerValue:
-    return CustomerValue(Decimal(revenue), tenure, Decimal(cost), complaints, lifecycle, vip)
-
+from tests.customers.test_value import value
 
 RULES = PriorityRules()
 
