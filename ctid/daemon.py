@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import math
 import signal
@@ -19,7 +20,7 @@ from ctid.ami.events import AmiEvent
 from ctid.auth.component import auth_component
 from ctid.bus import EventBus
 from ctid.clock import Clock, SystemClock
-from ctid.component import Component, Context, Factory
+from ctid.component import Component, Context, Factory, Ticker
 from ctid.config import AsteriskServer, CtidConfig
 from ctid.customers.component import customers_component
 from ctid.errors import AmiError
@@ -94,9 +95,17 @@ class Ctid:
         self._raw_log: IO[bytes] | None = raw_log.open("ab") if raw_log else None
         self._stopped = asyncio.Event()
         self._stopping = False
-        self._reapers: list[asyncio.Task[None]] = []
         for server in config.asterisk:
             self.servers[server.name] = self._make_server(server)
+        # silent channels checked against Asterisk now and then, per server
+        self._reapers = [
+            Ticker(
+                f"reap-{name}",
+                max(1.0, min(state.stale_channel_s / 4, 300.0)),
+                functools.partial(self.reap_stale_channels, name),
+            )
+            for name, state in self.servers.items()
+        ]
         self.bus.subscribe(self._log_domain_event)
 
     def factories(self) -> list[Factory]:
@@ -201,8 +210,8 @@ class Ctid:
             state.connection.start()
         for component in self.components:
             component.started()
-        loop = asyncio.get_running_loop()
-        self._reapers = [loop.create_task(self._reap_loop(name)) for name in self.servers]
+        for reaper in self._reapers:
+            reaper.start()
         names = [c.name for c in self.components]
         log.info("ctid_started", web_port=self.web_port, components=names, servers=list(self.servers))
 
@@ -253,8 +262,7 @@ class Ctid:
     async def stop(self) -> None:
         self._stopping = True
         for reaper in self._reapers:
-            reaper.cancel()
-        await asyncio.gather(*self._reapers, return_exceptions=True)
+            await reaper.stop()
         await self._note_stop()
         for component in reversed(self.components):
             await component.stop()
@@ -282,13 +290,6 @@ class Ctid:
             await stop.wait()
         finally:
             await self.stop()
-
-    async def _reap_loop(self, name: str) -> None:
-        state = self.servers[name]
-        interval = max(1.0, min(state.stale_channel_s / 4, 300.0))
-        while True:
-            await asyncio.sleep(interval)
-            await self.reap_stale_channels(name)
 
     async def reap_stale_channels(self, name: str) -> int:
         """Channels silent for stale_channel_s that Asterisk no longer lists hung up unseen: their calls end
