@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -208,11 +209,14 @@ def iso(epoch: float) -> str:
 
 
 def ctid_cli(ctid: CtidProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    """`ctid ARGS` as an operator runs it, with the test admin's token in CTID_TOKEN."""
+    token = ctid.login["Authorization"].removeprefix("Bearer ")
     return subprocess.run(
         [sys.executable, "-m", "ctid.cli", *args, "-c", str(ctid.config_path)],
         capture_output=True,
         text=True,
         timeout=30,
+        env={**os.environ, "CTID_TOKEN": token},
     )
 
 
