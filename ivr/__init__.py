@@ -1,17 +1,8 @@
-"""ivr: ctid's FastAGI server for the dialplan contract's AGI steps (identify, outbound AMD, survey)."""
+"""ivr: ctid's FastAGI server for the dialplan contract's AGI steps (identify, outbound AMD, survey).
+
+The door loads no I/O: the FastAGI server is `ivr.fastagi`, the contract's scripts `ivr.server`, the
+daemon's side `ivr.component`."""
 
 from ctid.customers import Identification
-from ivr.fastagi import AgiLimits, AgiReply, AgiSession, AgiSessionEnded, FastAgiServer, agi_quote
-from ivr.server import IvrServer, default_identify
 
-__all__ = [
-    "AgiLimits",
-    "AgiReply",
-    "AgiSession",
-    "AgiSessionEnded",
-    "FastAgiServer",
-    "Identification",
-    "IvrServer",
-    "agi_quote",
-    "default_identify",
-]
+__all__ = ["Identification"]

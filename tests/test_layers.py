@@ -25,6 +25,7 @@ PURE_CORES = [
     "ctid.agents",
     "ctid.customers",
     "ctid.auth",
+    "ivr",
 ]
 PROBE = """
 import importlib, json, sys

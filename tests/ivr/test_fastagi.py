@@ -8,7 +8,6 @@ import pytest
 
 from ctid.config import load_config
 from ctid.errors import ConfigError
-from ivr import IvrServer
 from ivr.fastagi import (
     MAX_SESSIONS_CEILING,
     AgiReply,
@@ -20,6 +19,7 @@ from ivr.fastagi import (
     parse_environment_line,
     parse_reply,
 )
+from ivr.server import IvrServer
 
 
 def test_a_line_that_is_not_utf8_is_read_as_latin1() -> None:

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from ivr import AgiLimits, AgiSession, FastAgiServer, Identification, IvrServer
+from ivr import Identification
+from ivr.fastagi import AgiLimits, AgiSession, FastAgiServer
+from ivr.server import IvrServer
 
 UNIQUEID = "1700000000.42"
 
