@@ -135,6 +135,7 @@ class _Call:
     data: Mapping[str, Any] | None = None
     prefetched: bool = False
     notes: dict[str, TransferNote] = field(default_factory=dict)  # by sending device
+    forwarded: TransferNote | None = None  # the note of a transfer to a queue, for whoever answers there
 
 
 class PopBook:
@@ -206,7 +207,7 @@ class PopBook:
             case d.CallConnected(linkedid=linkedid, agent=device, queue=queue):
                 out = self._ring(linkedid, device, queue)
                 return out + self._update_at(device, linkedid, lambda pop: replace(pop, answered=True))
-            case d.CallTransferred(linkedid=linkedid, from_agent=sender, to_agent=receiver) if receiver:
+            case d.CallTransferred(linkedid=linkedid, from_agent=sender, to_agent=receiver):
                 return self._transferred(linkedid, sender, receiver)
             case d.AgentLeftCall(linkedid=linkedid, agent=device):
                 return self._end(device, linkedid)
@@ -247,7 +248,7 @@ class PopBook:
             identified_by=call.identified_by,
             crm_url=crm_url(self.crm_template(call.queue), call.caller_num, call.customer, linkedid),
             data=call.data,
-            note=note,
+            note=note or call.forwarded,
         )
         self._shown[device] = pop
         out.append(PopOpened(device, pop))
@@ -256,6 +257,9 @@ class PopBook:
     def _transferred(self, linkedid: str, sender: str, receiver: str) -> list[Decision]:
         call = self._calls.setdefault(linkedid, _Call())
         note = call.notes.get(sender)
+        if not receiver:  # to a queue: the note waits for the agent who gets the call there
+            call.forwarded = note
+            return []
         out = self._ring(linkedid, receiver, call.queue, note)
         if note is not None and not any(isinstance(m, PopOpened) for m in out):  # already ringing there
             out += self._update_at(receiver, linkedid, lambda pop: replace(pop, note=note))

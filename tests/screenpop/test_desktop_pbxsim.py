@@ -9,9 +9,10 @@ import aiohttp
 
 from ctid.auth import Role
 from ctid.state import domain as d
+from screenpop.component import ScreenpopComponent
 from tests.auth_rig import bearer
 from tests.daemon_rig import until
-from tests.routing.test_service_pbxsim import AGENTS, make_site  # noqa: F401  (fixture)
+from tests.routing.test_service_pbxsim import AGENTS, make_site, ready_in_order  # noqa: F401  (fixture)
 from tests.screenpop.rig import COMPLAINT, STEPS, Desktop, open_complaint
 
 
@@ -94,3 +95,78 @@ async def test_a_login_that_is_no_agent_gets_no_desktop_socket(make_site: Any) -
             assert resp.status == 403
     async with aiohttp.ClientSession() as http, http.get(f"{site.base}/ws/agent") as resp:
         assert resp.status == 401
+
+
+async def test_a_blind_transfer_pops_for_the_receiver_with_the_note_and_the_crm_link(make_site: Any) -> None:  # noqa: F811
+    site = await make_site()
+    engine = site.ctid.context.engine
+    crm = "https://crm.example/find?phone={caller}&id={customer}&call={call}"
+    routing = site.routing_file.read_text()
+    site.routing_file.write_text(routing.replace('"200":\n', f'"200":\n    crm_url: "{crm}"\n', 1))
+    async with (
+        aiohttp.ClientSession(headers=site.login) as admin,
+        admin.post(f"{site.base}/api/routing/reload") as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+    alice_login = bearer(engine, "alice-login", Role.AGENT, "alice")
+    carol_login = bearer(engine, "carol-login", Role.AGENT, "carol")
+    async with (
+        aiohttp.ClientSession(headers=alice_login) as alice_http,
+        aiohttp.ClientSession(headers=carol_login) as carol_http,
+    ):
+        alice = Desktop(await alice_http.ws_connect(f"{site.base}/ws/agent"), site.world).start()
+        carol = Desktop(await carol_http.ws_connect(f"{site.base}/ws/agent"), site.world).start()
+        await ready_in_order(site, "alice", "carol")
+        caller = await site.call("4000", "13900000001")
+        await site.run(3)
+        assert await site.agent_of(caller) == "PJSIP/1001"
+        shown = alice.shown()
+        assert shown is not None and shown["crm_url"] == ""  # sales has no CRM link
+        linkedid = shown["linkedid"]
+        note_url = f"{site.base}/api/pops/{linkedid}/transfer-note"
+        async with alice_http.post(note_url, json={"text": "asked about <b>refunds</b>"}) as resp:
+            assert resp.status == 200
+        agent_channel = next(c.name for c in site.server.channels() if c.name.startswith("PJSIP/1001-"))
+        reply = await site.server.phone_action(
+            "BlindTransfer", Channel=agent_channel, Context="ctid-transfer", Exten="200"
+        )
+        assert reply["Response"] == "Success"
+        await site.run(4)
+        assert await site.agent_of(caller) == "PJSIP/1003"
+        received = carol.shown()
+        assert received is not None and received["linkedid"] == linkedid
+        assert received["note"] == {"by": "Alice", "text": "asked about <b>refunds</b>"}
+        assert received["crm_url"] == (f"https://crm.example/find?phone=13900000001&id=gold&call={linkedid}")
+        assert received["data"]["customer"]["name"] == "Gold Ltd"
+        before = alice.shown()
+        assert before is not None and before["ended"] and before["linkedid"] == linkedid  # her wrap-up
+
+        second = await site.call("4001", "13900000003")  # queue 200: carol's next call, never alice's pop
+        await site.run(1)
+        assert [m["pop"]["caller_num"] for _, m in alice.pops() if m["kind"] == "PopOpened"] == [
+            "13900000001"
+        ]
+        await site.hang_up(caller)
+        await site.hang_up(second)
+        await alice.ws.close()
+        await carol.ws.close()
+
+
+async def test_a_failing_lookup_still_pops_what_is_known(make_site: Any) -> None:  # noqa: F811
+    site = await make_site()
+
+    def broken(engine: Any, customer: str, caller: str) -> dict[str, Any]:
+        raise RuntimeError("database gone")
+
+    site.ctid.component(ScreenpopComponent).load = broken
+    login = bearer(site.ctid.context.engine, "alice-login", Role.AGENT, "alice")
+    async with aiohttp.ClientSession(headers=login) as http:
+        alice = Desktop(await http.ws_connect(f"{site.base}/ws/agent"), site.world).start()
+        await ready_in_order(site, "alice")
+        caller = await site.call("4000", "13900000003")
+        await site.run(3)
+        shown = alice.shown()
+        assert shown is not None and shown["caller_num"] == "13900000003" and shown["customer"] == "plain"
+        assert shown["data"] == {"customer": None, "found_by": "", "open_cases": [], "failed": True}
+        await site.hang_up(caller)
+        await alice.ws.close()

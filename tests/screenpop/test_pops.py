@@ -168,3 +168,22 @@ def test_caller_id_text_is_carried_as_data() -> None:
 def test_crm_url_encodes_each_placeholder() -> None:
     assert crm_url("", "1", "2", "3") == ""
     assert crm_url("https://x/{customer}/{call}", "", "a/b&c", "1.2") == "https://x/a%2Fb%26c/1.2"
+
+
+def test_a_transfer_to_a_queue_pops_the_note_for_whoever_gets_the_call_there() -> None:
+    book = PopBook()
+    arrive(book)
+    book.apply(connect("L1", A))
+    book.transfer_note("L1", A, "billing question", by="Alice")
+    assert book.apply(d.CallTransferred(7.0, "L1", d.TransferKind.BLIND, A, "", "200")) == []
+    assert book.apply(d.AgentLeftCall(7.0, "L1", A)) == [PopEnded(A, "L1")]
+    assert book.apply(d.QueueAssigned(7.5, "L1", "L1", "SIP/trunk-1", "200", "200")) == []  # data loaded once
+    (opened,) = book.apply(d.AgentRinging(8.0, "L1", "L1", C, f"{C}-1", "200"))
+    assert isinstance(opened, PopOpened) and opened.pop.note is not None
+    assert (opened.pop.note.by, opened.pop.note.text, opened.pop.queue) == (
+        "Alice",
+        "billing question",
+        "200",
+    )
+    ended = book.current(A)
+    assert ended is not None and ended.ended  # the sender's pop stays for their wrap-up
