@@ -38,7 +38,12 @@ async def test_the_pop_shows_the_customer_and_hostile_names_as_text(make_site: A
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = await browser.new_page()
         dialogs: list[str] = []
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+        async def refuse(dialog: Any) -> None:
+            dialogs.append(dialog.message)
+            await dialog.dismiss()
+
+        page.on("dialog", refuse)
         # any alert() the page were tricked into running raises this flag, dialog or not
         await page.add_init_script(
             "window.__alerted = false; window.alert = () => { window.__alerted = true; };"

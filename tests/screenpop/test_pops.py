@@ -9,6 +9,7 @@ from screenpop.pops import (
     IDENTIFIED_BY_IVR,
     NO_ANSWER,
     RING_MOVED_ON,
+    Decision,
     PopBook,
     PopClosed,
     PopEnded,
@@ -23,7 +24,9 @@ A, B, C = "PJSIP/1001", "PJSIP/1002", "PJSIP/1003"
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
-def arrive(book: PopBook, linkedid: str = "L1", number: str = "13900000001", name: str = "Gold") -> list:
+def arrive(
+    book: PopBook, linkedid: str = "L1", number: str = "13900000001", name: str = "Gold"
+) -> list[Decision]:
     out = book.apply(
         d.CallArrived(1.0, linkedid, linkedid, "SIP/trunk-1", d.Direction.INBOUND, number, name, "4000")
     )
