@@ -206,6 +206,8 @@ class PopBook:
                 return self._close(device, linkedid, NO_ANSWER)
             case d.CallConnected(linkedid=linkedid, agent=device, queue=queue):
                 out = self._ring(linkedid, device, queue)
+                if linkedid in self._calls:  # a queue transfer's note is delivered once answered
+                    self._calls[linkedid].forwarded = None
                 return out + self._update_at(device, linkedid, lambda pop: replace(pop, answered=True))
             case d.CallTransferred(linkedid=linkedid, from_agent=sender, to_agent=receiver):
                 return self._transferred(linkedid, sender, receiver)

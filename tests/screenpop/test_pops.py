@@ -190,3 +190,7 @@ def test_a_transfer_to_a_queue_pops_the_note_for_whoever_gets_the_call_there() -
     )
     ended = book.current(A)
     assert ended is not None and ended.ended  # the sender's pop stays for their wrap-up
+    book.apply(connect("L1", C))
+    book.apply(d.CallTransferred(9.0, "L1", d.TransferKind.BLIND, C, B, ""))
+    passed_on = book.current(B)
+    assert passed_on is not None and passed_on.note is None  # Alice's note was for C
