@@ -71,12 +71,14 @@ async def test_the_ringing_agent_gets_the_pop_before_answer_and_nobody_else(make
         async with alice_http.get(f"{site.base}/api/desktop") as resp:
             desk = await resp.json()
         assert desk["agent"]["id"] == "alice" and desk["pause_reasons"] == ["no-answer", "break"]
-        assert desk["pop"]["linkedid"] == call.linkedid
+        assert desk["pop"]["linkedid"] == call.linkedid and desk["handled_today"] == 0
 
         await site.hang_up(caller)
         await until(lambda: "PopEnded" in alice.kinds(), "the end")
         ended = alice.shown()
         assert ended is not None and ended["ended"]  # stays shown for wrap-up
+        async with alice_http.get(f"{site.base}/api/desktop") as resp:
+            assert (await resp.json())["handled_today"] == 1  # the wallboard's count, for her desktop
         async with alice_http.post(f"{site.base}/api/pops/{call.linkedid}/dismiss", json={}) as resp:
             assert resp.status == 200
         await until(lambda: alice.shown() is None, "the dismissal")
