@@ -104,6 +104,10 @@ class Context:
     components: list[Component] = field(default_factory=list)  # those built so far, in order
     # (dialled number, queue the dialplan asked for) -> the queue a caller waits in: set by the router
     queue_for: Callable[[str, str], str] | None = None
+    # for the agent desktop, from routing.yaml as reloaded: set by the router
+    pause_reasons: Callable[[], tuple[str, ...]] = lambda: ()
+    crm_url_for: Callable[[str], str] = lambda queue: ""  # a queue's CRM URL template, '' when none
+    handled_today: Callable[[str], int | None] = lambda device: None  # by agent device: set by the wallboard
 
     def add_schema(self, create: Callable[[Engine], None]) -> None:
         """Create a component's tables now, and again whenever the database is replaced under ctid."""

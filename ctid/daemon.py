@@ -32,6 +32,7 @@ from ivr.component import ivr_component
 from reports.component import ReportsComponent, wallboard_component
 from reports.log import InteractionLog
 from routing.component import routing_component
+from screenpop.component import screenpop_component
 
 log = structlog.get_logger("ctid.daemon")
 
@@ -118,6 +119,7 @@ class Ctid:
             routing_component,
             wallboard_component,
             ivr_component,
+            screenpop_component,
         ]
 
     def find(self, kind: type[C]) -> C | None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -183,31 +184,40 @@ class PushHub:
 
 
 async def serve(
-    request: web.Request, hub: PushHub, name: str, heartbeat_s: float = 20
+    request: web.Request, hub: PushHub, name: str | Sequence[str], heartbeat_s: float = 20
 ) -> web.WebSocketResponse:
-    """One browser on topic `name`: its snapshot, then each message as published, until the browser leaves.
-    When the hub closes the subscription, the socket is closed with `CLOSE_CODE` and the reason."""
+    """One browser on topic `name` (or on several, e.g. an agent's state and pops, interleaved): each one's
+    snapshot, then each message as published, until the browser leaves. When the hub closes a subscription,
+    the socket is closed with `CLOSE_CODE` and the reason."""
     ws = web.WebSocketResponse(heartbeat=heartbeat_s)
-    with hub.subscribe(name) as subscription:
+    with ExitStack() as stack:
+        subscriptions = [
+            stack.enter_context(hub.subscribe(n)) for n in ([name] if isinstance(name, str) else name)
+        ]
         await ws.prepare(request)
         leaving = asyncio.ensure_future(_read_until_closed(ws))
+        taking = {asyncio.ensure_future(s.next()): s for s in subscriptions}
         try:
             while True:
-                taking = asyncio.ensure_future(subscription.next())
-                await asyncio.wait({taking, leaving}, return_when=asyncio.FIRST_COMPLETED)
-                if not taking.done():
-                    taking.cancel()
+                await asyncio.wait({*taking, leaving}, return_when=asyncio.FIRST_COMPLETED)
+                done = [future for future in taking if future.done()]
+                if not done:
                     break
-                try:
-                    message = taking.result()
-                except Closed as closed:
-                    leaving.cancel()
-                    await asyncio.gather(leaving, return_exceptions=True)
-                    await ws.close(code=CLOSE_CODE, message=closed.reason.encode())
-                    break
-                await ws.send_str(message)
+                for future in done:
+                    subscription = taking.pop(future)
+                    try:
+                        message = future.result()
+                    except Closed as closed:
+                        leaving.cancel()
+                        await asyncio.gather(leaving, return_exceptions=True)
+                        await ws.close(code=CLOSE_CODE, message=closed.reason.encode())
+                        return ws
+                    await ws.send_str(message)
+                    taking[asyncio.ensure_future(subscription.next())] = subscription
         finally:
             leaving.cancel()
+            for future in taking:
+                future.cancel()
     return ws
 
 

@@ -156,6 +156,7 @@ def wallboard_component(ctx: Context) -> WallboardComponent | None:
     reports = ctx.find(ReportsComponent)
     if reports is not None:
         reports.kpi_settings = lambda: board.settings
+    ctx.handled_today = board.handled_today
     return WallboardComponent(ctx, board)
 
 

@@ -217,6 +217,11 @@ class Wallboard:
         log.info("worklist_marked", linkedid=item_id, action=action)
         return d.WorkItemMarked(self.clock(), item_id, action)
 
+    def handled_today(self, device: str) -> int:
+        """Calls the agent on `device` handled today (as in the agent grid)."""
+        self._roll_day(self.clock())
+        return self._handled.get(device, 0)
+
     # ---- the snapshot -----------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:

@@ -60,6 +60,8 @@ class RoutingComponent(Component):
         assert self._service is not None
         self.service: RoutingService = self._service
         ctx.queue_for = self.queue_for
+        ctx.pause_reasons = lambda: self.service.cfg.pause_reasons
+        ctx.crm_url_for = lambda queue: q.crm_url if (q := self.service.cfg.queues.get(queue)) else ""
         customers = ctx.find(CustomersComponent)
         if customers is not None:  # callers identified by the IVR: their value figures feed priorities
             self.service.values = customers.values

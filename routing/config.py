@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import string
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from routing.model import QueuePolicy, Strategy
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Tier = Literal["A", "B", "C"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CRM_PLACEHOLDERS = frozenset({"caller", "customer", "call"})  # what a queue's crm_url may name
 
 _TIME_RANGE = re.compile(r"(?P<h1>\d\d):(?P<m1>\d\d)-(?P<h2>\d\d):(?P<m2>\d\d)")
 _CLOSED_ACTION = re.compile(r"voicemail|callback|hangup|queue:.+")
@@ -63,6 +65,21 @@ def _timezone(value: str) -> str:
 def _closed_action(value: str) -> str:
     if not _CLOSED_ACTION.fullmatch(value):
         raise ValueError(f"'{value}' is not one of voicemail, callback, hangup, queue:<name>")
+    return value
+
+
+def _crm_url(value: str) -> str:
+    # the desktop opens it as a link: only the web's own schemes, and only placeholders ctid fills in
+    if value and not value.startswith(("https://", "http://")):
+        raise ValueError(f"crm_url '{value}' does not start with https:// or http://")
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"crm_url '{value}': {exc}") from None
+    if unknown := fields - CRM_PLACEHOLDERS:
+        raise ValueError(
+            f"crm_url has unknown placeholders {sorted(unknown)}; use {{caller}}, {{customer}}, {{call}}"
+        )
     return value
 
 
@@ -120,6 +137,8 @@ class Queue(_Settings):
     overflow: tuple[OverflowStep, ...] = ()
     hours: str | None = None
     closed_action: Annotated[str, AfterValidator(_closed_action)] = "voicemail"
+    # the client's CRM beside the screen pop: {caller}, {customer} and {call} are filled in, URL-encoded
+    crm_url: Annotated[str, AfterValidator(_crm_url)] = ""
 
     @model_validator(mode="after")
     def _one_step_of_each_kind(self) -> Self:

@@ -169,8 +169,12 @@ async def site() -> AsyncIterator[Any]:
     async def socket(request: web.Request) -> web.WebSocketResponse:
         return await serve(request, hub, request.match_info["topic"])
 
+    async def both(request: web.Request) -> web.WebSocketResponse:
+        return await serve(request, hub, ("wallboard", "supervisor"))
+
     app = web.Application()
     app.router.add_get("/ws/{topic}", socket)
+    app.router.add_get("/ws-both", both)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield client, hub
 
@@ -210,3 +214,28 @@ async def test_a_socket_over_the_bound_is_closed_with_the_reason(site: Any) -> N
     again = await client.ws_connect("/ws/supervisor")  # reconnecting: the snapshot afresh
     assert (await again.receive(timeout=5)).data == "snapshot"
     await again.close()
+
+
+async def test_one_socket_carries_several_topics_each_with_its_snapshot(site: Any) -> None:
+    client, hub = site
+    ws = await client.ws_connect("/ws-both")
+    assert [(await ws.receive(timeout=5)).data for _ in range(2)] == ["snapshot", "snapshot"]
+    hub.publish("supervisor", "e1")
+    assert (await ws.receive(timeout=5)).data == "e1"
+    hub.publish("wallboard", "v2")
+    assert (await ws.receive(timeout=5)).data == "v2"
+    await ws.close()
+    await until_subscribed(hub, "wallboard", 0)
+    await until_subscribed(hub, "supervisor", 0)
+
+
+async def test_a_socket_of_several_topics_closes_when_one_falls_behind(site: Any) -> None:
+    client, hub = site
+    ws = await client.ws_connect("/ws-both")
+    await until_subscribed(hub, "supervisor", 1)
+    for n in range(3):
+        hub.publish("supervisor", f"e{n}")
+    while (message := await ws.receive(timeout=5)).type == WSMsgType.TEXT:
+        assert message.data == "snapshot"
+    assert message.type == WSMsgType.CLOSE and message.data == CLOSE_CODE
+    await until_subscribed(hub, "wallboard", 0)  # the other topic is left too

@@ -28,7 +28,16 @@ from tests.daemon_rig import write_ctid_yaml
 
 SAMPLE_ROUTING = Path(__file__).resolve().parents[2] / "config" / "routing.yaml"
 PUBLIC = {("GET", "/healthz"), ("GET", "/login"), ("POST", "/login")}
-AGENT_ROUTES = {("POST", "/logout"), ("GET", "/api/me"), ("POST", "/api/agents/{agent_id}/state")}
+AGENT_ROUTES = {
+    ("POST", "/logout"),
+    ("GET", "/api/me"),
+    ("POST", "/api/agents/{agent_id}/state"),
+    ("GET", "/agent"),  # the desktop (screenpop): each agent's own, by their login
+    ("GET", "/ws/agent"),
+    ("GET", "/api/desktop"),
+    ("POST", "/api/pops/{linkedid}/transfer-note"),
+    ("POST", "/api/pops/{linkedid}/dismiss"),
+}
 ADMIN_ROUTES = {("POST", "/api/routing/reload"), ("POST", "/api/routing/rollback")}
 
 

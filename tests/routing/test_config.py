@@ -267,3 +267,28 @@ def test_many_bad_references_each_list_ten_queues_not_all() -> None:
         f"conf/routing.yaml:{2 * count + 2}:11: dnis.1999: unknown queue 'nosuch999' "
         "(queues: q0, q1, q10, q100, q101, q102, q103, q104, q105, q106, ... (1000 in all))"
     )
+
+
+# --- the CRM link beside the screen pop ------------------------------------------------------------------
+
+
+def test_a_queue_may_name_its_crm_url() -> None:
+    cfg, warnings = load_text(
+        GOOD.replace(
+            "max_wait_s: 300",
+            'max_wait_s: 300\n    crm_url: "https://crm/x?n={caller}&c={customer}&id={call}"',
+        )
+    )
+    assert cfg.queues["sales"].crm_url == "https://crm/x?n={caller}&c={customer}&id={call}" and warnings == []
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("javascript:alert(1)", "does not start with https:// or http://"),
+        ("https://crm/{phone}", "unknown placeholders ['phone']"),
+        ("https://crm/{caller", "crm_url 'https://crm/{caller'"),
+    ],
+)
+def test_a_crm_url_is_a_web_address_with_ctids_placeholders(url: str, says: str) -> None:
+    assert says in only_error(GOOD.replace("max_wait_s: 300", f'max_wait_s: 300\n    crm_url: "{url}"'))
