@@ -198,7 +198,7 @@ def _me(user: User, csrf: str) -> dict[str, str]:
 
 
 def _home(user: User) -> str:
-    return "/api/me" if user.role is Role.AGENT else "/wallboard"
+    return "/agent" if user.role is Role.AGENT else "/wallboard"  # the desktop, or the wallboard
 
 
 def _local_path(target: str) -> str:

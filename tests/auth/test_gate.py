@@ -189,6 +189,9 @@ async def test_the_login_form_redirects_and_never_leaves_the_site(site: Any) -> 
     form = {"user": "sue", "password": site.passwords["sue"], "next": "//evil.example/x"}
     response = await site.client.post("/login", data=form, allow_redirects=False)
     assert response.status == 303 and response.headers["Location"] == "/wallboard"
+    agent = {"user": "alice", "password": site.passwords["alice"]}
+    response = await site.client.post("/login", data=agent, allow_redirects=False)
+    assert response.headers["Location"] == "/agent"  # an agent lands on their desktop
     form["next"] = "/api/queues"
     response = await site.client.post("/login", data=form, allow_redirects=False)
     assert response.headers["Location"] == "/api/queues"
