@@ -57,9 +57,10 @@ def create_customer(session: Session, form: NewCustomer, author: Author, now: fl
     if session.get(Customer, form.id) is not None:
         raise FormError({"id": f"customer {form.id} exists already"})
     for number in form.phones:
-        owner = session.scalar(select(CustomerPhone.customer_id).where(CustomerPhone.number == number))
-        if owner is not None:
-            raise FormError({"phones": f"{number} already belongs to customer {owner}"})
+        # a number that is the same line as one on file would make the caller's lookup ambiguous
+        owners = phone_owners(session, number)
+        if owners:
+            raise FormError({"phones": f"{number} is the number of customer {min(owners)}"})
     session.add(
         Customer(
             id=form.id,
@@ -83,15 +84,7 @@ def search_customers(
     exactly), by id, at most `MAX_RESULTS`: id, name, lifecycle and tier each."""
     query = select(Customer)
     if phone:
-        wanted = phone_key(phone)
-        # the book's rule: candidates by the indexed tail, then the exact or tail match
-        candidates = session.execute(
-            select(CustomerPhone.number, CustomerPhone.customer_id).where(
-                or_(CustomerPhone.number == wanted, CustomerPhone.match_key == key_tail(wanted))
-            )
-        ).all()
-        owners = {owner for number, owner in candidates if numbers_match(number, wanted)}
-        query = query.where(Customer.id.in_(owners))
+        query = query.where(Customer.id.in_(phone_owners(session, phone_key(phone))))
     if name:
         query = query.where(Customer.name.ilike(f"%{_like_escaped(name)}%", escape="\\"))
     if account:
@@ -106,6 +99,16 @@ def search_customers(
         }
         for c in found
     ]
+
+
+def phone_owners(session: Session, number: str) -> set[str]:
+    """The customers with a number that is the same line as phone key `number`, by the book's rule."""
+    candidates = session.execute(  # by the indexed tail, then the exact or tail match
+        select(CustomerPhone.number, CustomerPhone.customer_id).where(
+            or_(CustomerPhone.number == number, CustomerPhone.match_key == key_tail(number))
+        )
+    ).all()
+    return {owner for stored, owner in candidates if numbers_match(stored, number)}
 
 
 def _like_escaped(text: str) -> str:

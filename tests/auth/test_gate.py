@@ -29,6 +29,20 @@ from tests.daemon_rig import write_ctid_yaml
 SAMPLE_ROUTING = Path(__file__).resolve().parents[2] / "config" / "routing.yaml"
 PUBLIC = {("GET", "/healthz"), ("GET", "/login"), ("POST", "/login")}
 AGENT_ROUTES = {("POST", "/logout"), ("GET", "/api/me"), ("POST", "/api/agents/{agent_id}/state")}
+# the customer API: agents read and write the customers of their own calls (checked by its handlers)
+AGENT_ROUTES |= {
+    ("GET", "/api/customers"),
+    ("POST", "/api/customers"),
+    ("GET", "/api/customers/{customer_id}"),
+    ("POST", "/api/customers/{customer_id}/notes"),
+    ("GET", "/api/customers/{customer_id}/quotes"),
+    ("POST", "/api/customers/{customer_id}/quotes"),
+    ("GET", "/api/customers/{customer_id}/cases"),
+    ("POST", "/api/customers/{customer_id}/cases"),
+    ("POST", "/api/customers/{customer_id}/cases/{case_id}/steps"),
+    ("POST", "/api/customers/{customer_id}/lifecycle"),
+    ("POST", "/api/calls/{linkedid}/disposition"),
+}
 ADMIN_ROUTES = {("POST", "/api/routing/reload"), ("POST", "/api/routing/rollback")}
 
 
