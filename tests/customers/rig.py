@@ -18,7 +18,9 @@ def customer_call(
     `talk_s` later with the agent leaving."""
     answered = at + wait_s
     return [
-        d.CallArrived(at, linkedid, linkedid, "PJSIP/trunk-1", d.Direction.INBOUND, "442079460958", "", "200"),
+        d.CallArrived(
+            at, linkedid, linkedid, "PJSIP/trunk-1", d.Direction.INBOUND, "442079460958", "", "200"
+        ),
         d.CallVariable(at, linkedid, "CTID_CUSTOMER", customer),
         d.CallWaiting(at + 1, linkedid, linkedid, "sales", at, False),
         d.AgentRinging(answered - 2, linkedid, linkedid, device, f"{device}-1", "sales"),

@@ -3,6 +3,7 @@ with its author and time and told as an event, and the additive upgrade of an ol
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -60,7 +61,9 @@ def _call(linkedid: str, at: float, agent: str = "a1", customer: str = "c1") -> 
 
 
 def _quote(product: str, price: str = "10.00") -> QuoteForm:
-    return QuoteForm(product, Decimal(price), "EUR", datetime(2027, 1, 1, tzinfo=UTC), QuoteStatus.OFFERED, "")
+    return QuoteForm(
+        product, Decimal(price), "EUR", datetime(2027, 1, 1, tzinfo=UTC), QuoteStatus.OFFERED, ""
+    )
 
 
 def test_a_history_holds_identity_figures_cases_calls_quotes_and_notes_in_order(session: Session) -> None:
@@ -69,9 +72,20 @@ def test_a_history_holds_identity_figures_cases_calls_quotes_and_notes_in_order(
     add_note(session, "c1", NoteForm("wants a call on Monday", ""), ANN, T0 + 200)
     record_quote(session, "c1", _quote("router", "99.90"), ANN, T0 + 300)
     record_quote(session, "c1", _quote("switch"), ANN, T0 + 400)
-    case = open_case(session, "c1", CaseForm(CaseKind.COMPLAINT, "late delivery", CaseStatus.OPEN, ""), ANN, T0)
-    add_case_step(session, "c1", case.case_id, StepForm("asked the carrier", "call back", CaseStatus.IN_PROGRESS, ""), ANN, T0 + 10)
-    done = open_case(session, "c1", CaseForm(CaseKind.INQUIRY, "opening hours", CaseStatus.RESOLVED, ""), ANN, T0)
+    case = open_case(
+        session, "c1", CaseForm(CaseKind.COMPLAINT, "late delivery", CaseStatus.OPEN, ""), ANN, T0
+    )
+    add_case_step(
+        session,
+        "c1",
+        case.case_id,
+        StepForm("asked the carrier", "call back", CaseStatus.IN_PROGRESS, ""),
+        ANN,
+        T0 + 10,
+    )
+    done = open_case(
+        session, "c1", CaseForm(CaseKind.INQUIRY, "opening hours", CaseStatus.RESOLVED, ""), ANN, T0
+    )
     session.commit()
 
     history = customer_history(session, "c1")
@@ -134,7 +148,12 @@ def test_each_write_is_stored_with_its_author_and_time_and_told_as_an_event(sess
     stage = set_lifecycle(session, "c1", LifecycleForm(Lifecycle.LOST, "L9"), ANN, T0 + 5)
     assert (stage.previous, stage.stage) == ("client", "lost")
     change = session.scalars(select(LifecycleChange)).one()
-    assert (change.previous, change.stage, change.user, change.call) == (Lifecycle.CLIENT, Lifecycle.LOST, "ann", "L9")
+    assert (change.previous, change.stage, change.user, change.call) == (
+        Lifecycle.CLIENT,
+        Lifecycle.LOST,
+        "ann",
+        "L9",
+    )
     customer = session.get(Customer, "c1")
     assert customer is not None and customer.lifecycle is Lifecycle.LOST
 
@@ -142,12 +161,21 @@ def test_each_write_is_stored_with_its_author_and_time_and_told_as_an_event(sess
 def test_a_step_sets_the_case_status_and_resolving_closes_it(session: Session) -> None:
     opened = open_case(session, "c1", CaseForm(CaseKind.COMPLAINT, "broken", CaseStatus.OPEN, ""), ANN, T0)
     assert (opened.case_kind, opened.status) == ("complaint", "open")
-    step = add_case_step(session, "c1", opened.case_id, StepForm("replaced it", "", CaseStatus.RESOLVED, ""), ANN, T0 + 60)
+    step = add_case_step(
+        session, "c1", opened.case_id, StepForm("replaced it", "", CaseStatus.RESOLVED, ""), ANN, T0 + 60
+    )
     assert step.status == "resolved"
     case = session.get(Case, opened.case_id)
     assert case is not None and case.status is CaseStatus.RESOLVED and case.closed_at is not None
     assert open_cases(session, "c1") == ()
-    add_case_step(session, "c1", opened.case_id, StepForm("it broke again", "", CaseStatus.IN_PROGRESS, ""), ANN, T0 + 90)
+    add_case_step(
+        session,
+        "c1",
+        opened.case_id,
+        StepForm("it broke again", "", CaseStatus.IN_PROGRESS, ""),
+        ANN,
+        T0 + 90,
+    )
     assert case.closed_at is None and [c.id for c in open_cases(session, "c1")] == [opened.case_id]
 
 
@@ -161,8 +189,8 @@ def test_a_step_on_another_customers_case_is_unknown(session: Session) -> None:
 
 OLD_SCHEMA = (
     "CREATE TABLE customer (id VARCHAR(64) PRIMARY KEY, name VARCHAR(200) NOT NULL, lifecycle VARCHAR(16) "
-    "NOT NULL, revenue_12m NUMERIC(14, 2) NOT NULL, tenure_years FLOAT NOT NULL, cost_to_serve NUMERIC(14, 2) "
-    "NOT NULL, vip BOOLEAN NOT NULL, tier VARCHAR(1))",
+    "NOT NULL, revenue_12m NUMERIC(14, 2) NOT NULL, tenure_years FLOAT NOT NULL, "
+    "cost_to_serve NUMERIC(14, 2) NOT NULL, vip BOOLEAN NOT NULL, tier VARCHAR(1))",
     "CREATE TABLE support_case (id {pk}, customer_id VARCHAR(64) NOT NULL REFERENCES customer(id) "
     "ON DELETE CASCADE, opened_at TIMESTAMP NOT NULL, closed_at TIMESTAMP, subject VARCHAR(200) NOT NULL)",
     "CREATE TABLE support_case_step (id {pk}, case_id INTEGER NOT NULL REFERENCES "
@@ -197,7 +225,9 @@ def _upgrade_an_old_book(engine: Engine) -> None:
         }
         [still_open] = open_cases(session, "c1")
         assert [(s.who, s.status) for s in still_open.steps] == [("ann", "")]
-        add_case_step(session, "c1", still_open.id, StepForm("called", "", CaseStatus.WAITING_FOR_CUSTOMER, ""), ANN, T0)
+        add_case_step(
+            session, "c1", still_open.id, StepForm("called", "", CaseStatus.WAITING_FOR_CUSTOMER, ""), ANN, T0
+        )
         session.commit()
         assert open_cases(session, "c1")[0].status is CaseStatus.WAITING_FOR_CUSTOMER
 
@@ -222,3 +252,23 @@ def test_times_come_back_in_utc(session: Session) -> None:
     add_note(session, "c1", NoteForm("n", ""), ANN, T0)
     session.commit()
     assert customer_history(session, "c1").notes[0].at == datetime(2026, 11, 23, tzinfo=UTC)
+
+
+def test_the_interaction_log_keeps_each_write_without_its_text(session: Session) -> None:
+    from reports.log import event_row
+
+    opened = open_case(session, "c1", CaseForm(CaseKind.COMPLAINT, "s", CaseStatus.OPEN, "L1"), ANN, T0)
+    note = add_note(session, "c1", NoteForm("private words", "L1"), ANN, T0)
+    stage = set_lifecycle(session, "c1", LifecycleForm(Lifecycle.LOST, ""), ANN, T0)
+    for event in (opened, note, stage):
+        row = event_row("customers", event)
+        assert (row["server"], row["call_id"], row["agent"], row["kind"]) == (
+            "customers",
+            "",
+            "a1",
+            event.kind,
+        )
+        assert row["data"]["customer"] == "c1" and row["data"]["user"] == "ann"
+        assert "private words" not in json.dumps(row)
+    assert event_row("customers", opened)["data"]["case_kind"] == "complaint"
+    assert event_row("customers", stage)["data"]["stage"] == "lost"
