@@ -24,7 +24,10 @@ def test_dispositions_default_to_none() -> None:
 
 @pytest.mark.parametrize(
     ("codes", "problem"),
-    [("[resolved, resolved]", "dispositions repeat: resolved"), ('["Sold!"]', "dispositions[0]: String should match pattern")],
+    [
+        ("[resolved, resolved]", "dispositions repeat: resolved"),
+        ('["Sold!"]', "dispositions[0]: String should match pattern"),
+    ],
 )
 def test_a_bad_disposition_list_names_the_problem(codes: str, problem: str) -> None:
     with pytest.raises(ConfigError) as caught:
