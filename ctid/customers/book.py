@@ -323,7 +323,7 @@ def _open_complaints(session: Session, customer_ids: Iterable[str]) -> dict[str,
         return {}
     rows = session.execute(
         select(Case.customer_id, func.count(Case.id))
-        .where(Case.customer_id.in_(ids), Case.closed_at.is_(None))
+        .where(Case.customer_id.in_(ids), Case.closed_at.is_(None), Case.kind == CaseKind.COMPLAINT)
         .group_by(Case.customer_id)
     )
     return {cid: int(count) for cid, count in rows}

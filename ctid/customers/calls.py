@@ -128,12 +128,13 @@ class CallFolder:
             for p in parts
         ]
 
-    def on_call_with(self, agent: str, customer: str) -> bool:
-        """Whether `agent` is ringing for, or talking with, a live call of `customer`."""
-        return any(
-            call.customer == customer and (agent in call.ringing or any(p.agent == agent for p in call.parts))
+    def customers_of(self, agent: str) -> set[str]:
+        """The customers of the live calls `agent` is ringing for or talking on."""
+        return {
+            call.customer
             for call in self.calls.values()
-        )
+            if call.customer and (agent in call.ringing or any(p.agent == agent for p in call.parts))
+        }
 
     def took(self, linkedid: str, agent: str) -> tuple[bool, str]:
         """Whether `agent` took the call (live or lately ended), and the call's customer ('' if unknown)."""

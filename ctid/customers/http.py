@@ -86,29 +86,38 @@ class CustomerApi:
         except SQLAlchemyError:
             raise web.HTTPServiceUnavailable(text="the customer book cannot be reached") from None
 
-    def _may_see(self, session: Session, user: User, customer_id: str) -> None:
-        """404 for an unknown customer; 403 for an agent who may not see this one."""
+    def _seen_now(self, user: User) -> set[str] | None:
+        """On the event loop: the customers an agent may see by what is in memory (their live calls, and
+        today's calls not written yet); None for supervisors and admins, who see every customer."""
+        if user.role is not Role.AGENT:
+            return None
+        if not user.agent_id:
+            return set()
+        since = self._midnight()
+        unwritten = {
+            r.customer_id
+            for r in self.writer.unwritten()
+            if r.agent == user.agent_id and r.arrived_at >= since
+        }
+        return self.folder.customers_of(user.agent_id) | unwritten
+
+    def _midnight(self) -> float:
+        now = datetime.fromtimestamp(self.clock.now(), UTC)
+        return now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+    def _may_see(self, session: Session, user: User, customer_id: str, seen: set[str] | None) -> None:
+        """404 for an unknown customer; 403 for an agent who may not see this one: not in `seen` (from
+        `_seen_now`) and not among today's customer_calls of theirs."""
         if session.get(Customer, customer_id) is None:
             raise UnknownCustomer(customer_id)
-        if user.role is not Role.AGENT:
-            return
-        agent = user.agent_id
-        if agent and self.folder.on_call_with(agent, customer_id):
-            return
-        now = self.clock.now()
-        midnight = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        since = midnight.timestamp()
-        if agent and any(
-            r.customer_id == customer_id and r.agent == agent and r.arrived_at >= since
-            for r in self.writer.unwritten()
-        ):
+        if seen is None or customer_id in seen:
             return
         called_today = exists().where(
             CustomerCall.customer_id == customer_id,
-            CustomerCall.agent == agent,
-            CustomerCall.arrived_at >= since,
+            CustomerCall.agent == user.agent_id,
+            CustomerCall.arrived_at >= self._midnight(),
         )
-        if not agent or not session.scalar(select(called_today)):
+        if not user.agent_id or not session.scalar(select(called_today)):
             raise _ForbiddenError
 
     async def _write(
@@ -120,9 +129,10 @@ class CustomerApi:
         user = request[USER]
         customer_id = request.match_info["customer_id"]
         form = _parsed(parse, await json_body(request))
+        seen = self._seen_now(user)
 
         def work(session: Session) -> CustomerEvent:
-            self._may_see(session, user, customer_id)
+            self._may_see(session, user, customer_id, seen)
             return write(
                 session, customer_id, form, writes.Author(user.name, user.agent_id), self.clock.now()
             )
@@ -148,18 +158,17 @@ class CustomerApi:
         if not (phone or name or account):
             raise _unprocessable({"query": "give phone, name or account"})
         user = request[USER]
+        seen = self._seen_now(user)
 
         def work(session: Session) -> list[dict[str, object]]:
             found = writes.search_customers(session, phone=phone, name=name, account=account)
-            if user.role is not Role.AGENT:
-                return found
-            return [c for c in found if self._sees(session, user, str(c["id"]))]
+            return [c for c in found if self._sees(session, user, str(c["id"]), seen)]
 
         return web.json_response({"customers": await self._in_session(work)})
 
-    def _sees(self, session: Session, user: User, customer_id: str) -> bool:
+    def _sees(self, session: Session, user: User, customer_id: str, seen: set[str] | None) -> bool:
         try:
-            self._may_see(session, user, customer_id)
+            self._may_see(session, user, customer_id, seen)
         except _ForbiddenError:
             return False
         return True
@@ -176,18 +185,20 @@ class CustomerApi:
 
     async def history(self, request: web.Request) -> web.Response:
         user, customer_id = request[USER], request.match_info["customer_id"]
+        seen = self._seen_now(user)
 
         def work(session: Session) -> dict[str, Any]:
-            self._may_see(session, user, customer_id)
+            self._may_see(session, user, customer_id, seen)
             return customer_history(session, customer_id).to_dict()
 
         return web.json_response(await self._guarded(work))
 
     async def quotes(self, request: web.Request) -> web.Response:
         user, customer_id = request[USER], request.match_info["customer_id"]
+        seen = self._seen_now(user)
 
         def work(session: Session) -> list[dict[str, Any]]:
-            self._may_see(session, user, customer_id)
+            self._may_see(session, user, customer_id, seen)
             return [quote_dict(q) for q in customer_quotes(session, customer_id)]
 
         return web.json_response({"quotes": await self._guarded(work)})
@@ -195,9 +206,10 @@ class CustomerApi:
     async def cases(self, request: web.Request) -> web.Response:
         """Every case of the customer, resolved ones too, oldest first."""
         user, customer_id = request[USER], request.match_info["customer_id"]
+        seen = self._seen_now(user)
 
         def work(session: Session) -> list[dict[str, Any]]:
-            self._may_see(session, user, customer_id)
+            self._may_see(session, user, customer_id, seen)
             return [case_dict(c) for c in customer_cases(session, customer_id)]
 
         return web.json_response({"cases": await self._guarded(work)})

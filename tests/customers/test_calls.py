@@ -32,9 +32,9 @@ def test_a_customers_call_gives_one_row_when_it_ends() -> None:
     folder = _folder()
     events = customer_call("L1", "c1", "PJSIP/1001", T0, wait_s=12.0, talk_s=90.0)
     assert _fold(folder, events[:-1]) == []
-    assert folder.on_call_with("a1", "c1") and not folder.on_call_with("a2", "c1")
+    assert folder.customers_of("a1") == {"c1"} and folder.customers_of("a2") == set()
     assert _fold(folder, events[-1:]) == [CallRow("c1", "L1", "pbx1", T0, "sales", "a1", 12.0, 90.0)]
-    assert not folder.on_call_with("a1", "c1")
+    assert folder.customers_of("a1") == set()
     assert folder.took("L1", "a1") == (True, "c1") and folder.took("L1", "a2") == (False, "c1")
 
 

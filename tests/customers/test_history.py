@@ -272,3 +272,14 @@ def test_the_interaction_log_keeps_each_write_without_its_text(session: Session)
         assert "private words" not in json.dumps(row)
     assert event_row("customers", opened)["data"]["case_kind"] == "complaint"
     assert event_row("customers", stage)["data"]["stage"] == "lost"
+
+
+def test_only_open_complaints_count_for_the_callers_lookup(session: Session) -> None:
+    from ctid.customers.book import lookup_by_phone
+
+    open_case(session, "c1", CaseForm(CaseKind.INQUIRY, "hours", CaseStatus.OPEN, ""), ANN, T0)
+    record = lookup_by_phone(session, "+44 20 7946 0958")
+    assert record is not None and record.open_complaints == 0
+    open_case(session, "c1", CaseForm(CaseKind.COMPLAINT, "outage", CaseStatus.OPEN, ""), ANN, T0)
+    record = lookup_by_phone(session, "+44 20 7946 0958")
+    assert record is not None and record.open_complaints == 1
