@@ -81,6 +81,8 @@ class CustomerApi:
             return await asyncio.to_thread(run)
         except UnknownCustomer:
             raise web.HTTPNotFound(text="not found") from None
+        except _ForbiddenError:
+            raise web.HTTPForbidden(text="not a customer of your calls") from None
         except FormError as exc:
             raise _unprocessable(exc.errors) from None
         except SQLAlchemyError:
@@ -137,13 +139,7 @@ class CustomerApi:
                 session, customer_id, form, writes.Author(user.name, user.agent_id), self.clock.now()
             )
 
-        return self._published(await self._guarded(work))
-
-    async def _guarded(self, work: Callable[[Session], T]) -> T:
-        try:
-            return await self._in_session(work)
-        except _ForbiddenError:
-            raise web.HTTPForbidden(text="not a customer of your calls") from None
+        return self._published(await self._in_session(work))
 
     def _published(self, event: CustomerEvent) -> web.Response:
         self.bus.publish(CUSTOMERS, [event])
@@ -191,7 +187,7 @@ class CustomerApi:
             self._may_see(session, user, customer_id, seen)
             return customer_history(session, customer_id).to_dict()
 
-        return web.json_response(await self._guarded(work))
+        return web.json_response(await self._in_session(work))
 
     async def quotes(self, request: web.Request) -> web.Response:
         user, customer_id = request[USER], request.match_info["customer_id"]
@@ -201,7 +197,7 @@ class CustomerApi:
             self._may_see(session, user, customer_id, seen)
             return [quote_dict(q) for q in customer_quotes(session, customer_id)]
 
-        return web.json_response({"quotes": await self._guarded(work)})
+        return web.json_response({"quotes": await self._in_session(work)})
 
     async def cases(self, request: web.Request) -> web.Response:
         """Every case of the customer, resolved ones too, oldest first."""
@@ -212,7 +208,7 @@ class CustomerApi:
             self._may_see(session, user, customer_id, seen)
             return [case_dict(c) for c in customer_cases(session, customer_id)]
 
-        return web.json_response({"cases": await self._guarded(work)})
+        return web.json_response({"cases": await self._in_session(work)})
 
     async def add_note(self, request: web.Request) -> web.Response:
         return await self._write(request, forms.note_form, writes.add_note)
@@ -263,7 +259,7 @@ class CustomerApi:
             author = writes.Author(user.name, user.agent_id)
             return writes.dispose_call(session, linkedid, for_agent, owner, form, author, self.clock.now())
 
-        return self._published(await self._guarded(work))
+        return self._published(await self._in_session(work))
 
 
 class _ForbiddenError(Exception):
