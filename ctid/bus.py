@@ -23,7 +23,10 @@ AGENTS = "agents"  # the origin of agents' state changes (ctid.agents' component
 ROUTING = "routing"
 WALLBOARD = "wallboard"  # and the wallboard's (a supervisor's worklist marks)
 AUTH = "auth"  # and the auth component's (logins, failed logins, admin actions)
-COMPONENT_ORIGINS = frozenset({AGENTS, ROUTING, WALLBOARD, AUTH})  # origins that are not Asterisk servers
+CUSTOMERS = "customers"  # and the customer book's (notes, quotes, cases, lifecycle, dispositions)
+COMPONENT_ORIGINS = frozenset(
+    {AGENTS, ROUTING, WALLBOARD, AUTH, CUSTOMERS}
+)  # origins that are not Asterisk servers
 
 
 class EventBus:

@@ -1,4 +1,4 @@
-"""The `ctid` command line: run, check-config, init, report, replay, demo, sim-day, bench, user.
+"""The `ctid` command line: run, check-config, init, report, replay, demo, sim-day, bench, user, customers.
 
 Exit codes: 0 done, 1 invalid input (a config error, a bad period), 2 a file that cannot be read or written
 (one line on stderr naming it, never a traceback).
@@ -338,6 +338,7 @@ def _control(args: argparse.Namespace, what: str, at: str | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from ctid.auth.cli import add_user_commands
+    from ctid.customers.cli import add_customer_commands
     from reports.report import REPORTS
 
     parser = argparse.ArgumentParser(
@@ -432,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(func=_cmd_bench)
     add_user_commands(sub)
+    add_customer_commands(sub)
     return parser
 
 

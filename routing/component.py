@@ -65,7 +65,11 @@ class RoutingComponent(Component):
         customers = ctx.find(CustomersComponent)
         if customers is not None:  # callers identified by the IVR: their value figures feed priorities
             self.service.values = customers.values
-            customers.route_with(self.queue_for, lambda: self.service.cfg.tiers.default_tier)
+            customers.route_with(
+                self.queue_for,
+                lambda: self.service.cfg.tiers.default_tier,
+                lambda: self.service.cfg.dispositions,
+            )
         self._watch_stop: asyncio.Event = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
         self._reloads: set[asyncio.Task[Any]] = set()  # SIGHUP reloads under way

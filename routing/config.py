@@ -224,6 +224,10 @@ class RoutingConfig(_Settings):
     tiers: Tiers = Tiers()
     priorities: Priorities = Priorities()
     pause_reasons: tuple[Annotated[str, Field(min_length=1)], ...] = ("no-answer",)
+    # the codes an agent may give a call after it (ctid's customer API refuses others)
+    dispositions: tuple[
+        Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")], ...
+    ] = ()
     default_queue: Name | None = None  # callers whose dialled number is not under dnis; first queue if unset
 
     @model_validator(mode="after")
@@ -233,6 +237,13 @@ class RoutingConfig(_Settings):
             raise ValueError(
                 "pause_reasons must include 'no-answer' (ctid pauses agents who let calls ring out)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _dispositions_unique(self) -> Self:
+        repeated = sorted({code for code in self.dispositions if self.dispositions.count(code) > 1})
+        if repeated:
+            raise ValueError(f"dispositions repeat: {', '.join(repeated)}")
         return self
 
     @property

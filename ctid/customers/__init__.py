@@ -1,6 +1,7 @@
-"""ctid.customers: the customer book shared by routing, the IVR and screen pops (no SQL here: see `.book`)."""
+"""ctid.customers: the customer book shared by routing, the IVR and screen pops (no SQL here: see `.book`;
+a customer's whole history: `.history.customer_history`)."""
 
-from ctid.customers.cases import CaseRecord, CaseStep
+from ctid.customers.cases import CaseKind, CaseRecord, CaseStatus, CaseStep
 from ctid.customers.identify import CallerDirectory, Identification, Lookup
 from ctid.customers.phones import MIN_SUFFIX_DIGITS, numbers_match, phone_digits, phone_key
 from ctid.customers.value import (
@@ -19,7 +20,9 @@ __all__ = [
     "DEFAULT_WEIGHTS",
     "MIN_SUFFIX_DIGITS",
     "CallerDirectory",
+    "CaseKind",
     "CaseRecord",
+    "CaseStatus",
     "CaseStep",
     "CustomerRecord",
     "CustomerValue",

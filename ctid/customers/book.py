@@ -20,21 +20,23 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Engine,
-    Enum,
     Float,
     ForeignKey,
     Integer,
     Numeric,
     String,
     func,
+    inspect,
     or_,
     select,
+    text,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload
 
-from ctid.customers.cases import CaseRecord, CaseStep
+from ctid.customers.cases import CaseKind, CaseRecord, CaseStatus, CaseStep
 from ctid.customers.identify import Lookup
 from ctid.customers.phones import MIN_SUFFIX_DIGITS, numbers_match, phone_key
+from ctid.customers.tables import str_enum
 from ctid.customers.value import (
     DEFAULT_WEIGHTS,
     CustomerRecord,
@@ -53,15 +55,9 @@ _MONEY = Numeric(14, 2)
 CSV_COLUMNS = ("id", "name", "phones", "revenue_12m", "tenure_years", "cost_to_serve", "lifecycle", "vip")
 
 
-def _str_enum(enum_cls: type[Lifecycle] | type[Tier], length: int) -> Enum:
-    # A VARCHAR with a CHECK rather than a native enum, storing the values: portable and migration-light.
-    return Enum(
-        enum_cls,
-        native_enum=False,
-        length=length,
-        values_callable=lambda members: [m.value for m in members],
-        validate_strings=True,
-    )
+def key_tail(number: str) -> str:
+    """The indexed tail of a stored phone key."""
+    return number[-_KEY_DIGITS:]
 
 
 class Customer(Base):
@@ -71,13 +67,13 @@ class Customer(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    lifecycle: Mapped[Lifecycle] = mapped_column(_str_enum(Lifecycle, 16))
+    lifecycle: Mapped[Lifecycle] = mapped_column(str_enum(Lifecycle, 16))
     revenue_12m: Mapped[Decimal] = mapped_column(_MONEY)
     tenure_years: Mapped[float] = mapped_column(Float)
     cost_to_serve: Mapped[Decimal] = mapped_column(_MONEY)
     vip: Mapped[bool] = mapped_column(Boolean, default=False)
     # Written only by recompute_tiers; None until the first run after the customer was created.
-    tier: Mapped[Tier | None] = mapped_column(_str_enum(Tier, 1), nullable=True)
+    tier: Mapped[Tier | None] = mapped_column(str_enum(Tier, 1), nullable=True)
 
     phones: Mapped[list[CustomerPhone]] = relationship(
         back_populates="customer", cascade="all, delete-orphan", order_by="CustomerPhone.number"
@@ -98,7 +94,7 @@ class CustomerPhone(Base):
 
 
 class Case(Base):
-    """A service case; one still open (closed_at None) counts as an open complaint."""
+    """A service case; one still open (closed_at None: not resolved) counts as an open complaint."""
 
     __tablename__ = "support_case"
 
@@ -107,6 +103,8 @@ class Case(Base):
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     subject: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[CaseKind] = mapped_column(str_enum(CaseKind, 16), default=CaseKind.COMPLAINT)
+    status: Mapped[CaseStatus] = mapped_column(str_enum(CaseStatus, 24), default=CaseStatus.OPEN)
 
     customer: Mapped[Customer] = relationship(back_populates="cases")
     steps: Mapped[list[SupportCaseStep]] = relationship(back_populates="case", cascade="all, delete-orphan")
@@ -123,13 +121,33 @@ class SupportCaseStep(Base):
     who: Mapped[str] = mapped_column(String(100))
     done: Mapped[str] = mapped_column(String(500))
     next_step: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(24), default="")  # the case's status after it ('' in old rows)
 
     case: Mapped[Case] = relationship(back_populates="steps")
 
 
+# Columns added to tables that older ctid versions created: (table, column, DDL type and default).
+_ADDED_COLUMNS = (
+    ("support_case", "kind", "VARCHAR(16) NOT NULL DEFAULT 'complaint'"),
+    ("support_case", "status", "VARCHAR(24) NOT NULL DEFAULT 'open'"),
+    ("support_case_step", "status", "VARCHAR(24) NOT NULL DEFAULT ''"),
+)
+
+
 def create_schema(engine: Engine) -> None:
-    """Create every ctid table that does not exist yet."""
+    """Create every ctid table that does not exist yet, and add the columns older versions' tables lack
+    (a case closed before cases had a status is `resolved`)."""
     Base.metadata.create_all(engine)
+    with engine.begin() as connection:
+        inspector = inspect(connection)
+        for table, column, ddl in _ADDED_COLUMNS:
+            if column not in {c["name"] for c in inspector.get_columns(table)}:
+                connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
+                if (table, column) == ("support_case", "status"):
+                    connection.execute(
+                        text("UPDATE support_case SET status = 'resolved' WHERE closed_at IS NOT NULL")
+                    )
+                inspector.clear_cache()
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +262,7 @@ def _apply_row(customer: Customer, row: _Row) -> None:
     customer.phones = [p for p in customer.phones if p.number in wanted]
     kept = {p.number for p in customer.phones}
     customer.phones.extend(
-        CustomerPhone(number=n, match_key=n[-_KEY_DIGITS:]) for n in row.phones if n not in kept
+        CustomerPhone(number=n, match_key=key_tail(n)) for n in row.phones if n not in kept
     )
 
 
@@ -305,37 +323,44 @@ def _open_complaints(session: Session, customer_ids: Iterable[str]) -> dict[str,
         return {}
     rows = session.execute(
         select(Case.customer_id, func.count(Case.id))
-        .where(Case.customer_id.in_(ids), Case.closed_at.is_(None))
+        .where(Case.customer_id.in_(ids), Case.closed_at.is_(None), Case.kind == CaseKind.COMPLAINT)
         .group_by(Case.customer_id)
     )
     return {cid: int(count) for cid, count in rows}
 
 
-def _utc(at: datetime) -> datetime:
+def utc(at: datetime) -> datetime:
     # SQLite gives back times without their offset; the book writes them in UTC.
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def open_cases(session: Session, customer_id: str) -> tuple[CaseRecord, ...]:
     """The customer's open cases, oldest first, each with its steps."""
-    cases = session.scalars(
-        select(Case)
-        .where(Case.customer_id == customer_id, Case.closed_at.is_(None))
-        .order_by(Case.opened_at, Case.id)
-        .options(selectinload(Case.steps))
-    )
-    return tuple(
-        CaseRecord(
-            id=case.id,
-            customer=case.customer_id,
-            subject=case.subject,
-            opened_at=_utc(case.opened_at),
-            steps=tuple(
-                CaseStep(_utc(s.at), s.who, s.done, s.next_step)
-                for s in sorted(case.steps, key=lambda step: (step.at, step.id))
-            ),
-        )
-        for case in cases
+    return customer_cases(session, customer_id, open_only=True)
+
+
+def customer_cases(session: Session, customer_id: str, *, open_only: bool = False) -> tuple[CaseRecord, ...]:
+    """The customer's cases (only those not resolved with `open_only`), oldest first, each with its steps."""
+    query = select(Case).where(Case.customer_id == customer_id)
+    if open_only:
+        query = query.where(Case.closed_at.is_(None))
+    cases = session.scalars(query.order_by(Case.opened_at, Case.id).options(selectinload(Case.steps)))
+    return tuple(case_record(case) for case in cases)
+
+
+def case_record(case: Case) -> CaseRecord:
+    """A stored case as the book hands it out, its steps in the order they were taken."""
+    return CaseRecord(
+        id=case.id,
+        customer=case.customer_id,
+        subject=case.subject,
+        opened_at=utc(case.opened_at),
+        steps=tuple(
+            CaseStep(utc(s.at), s.who, s.done, s.next_step, s.status)
+            for s in sorted(case.steps, key=lambda step: (step.at, step.id))
+        ),
+        kind=case.kind,
+        status=case.status,
     )
 
 
@@ -381,7 +406,7 @@ def lookup_by_phone(session: Session, number: str) -> CustomerRecord | None:
         select(CustomerPhone).where(
             or_(
                 CustomerPhone.number == wanted,
-                CustomerPhone.match_key == wanted[-_KEY_DIGITS:],
+                CustomerPhone.match_key == key_tail(wanted),
             )
         )
     ).all()

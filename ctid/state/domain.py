@@ -235,6 +235,61 @@ class CallVariable(DomainEvent):
     value: str
 
 
+@dataclass(frozen=True, slots=True)
+class CustomerEvent(DomainEvent):
+    """Something written to a customer's history (origin `customers`). linkedid is '', so the log keeps no
+    call row per origin; `call` names the call it was written during ('' when none)."""
+
+    customer: str  # the customer's id ('' for a disposition of a call with no customer)
+    call: str
+    agent: str  # the author's agent id ('' for a supervisor or admin)
+    user: str  # the logged-in author
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerCreated(CustomerEvent):
+    """A customer added over the API."""
+
+
+@dataclass(frozen=True, slots=True)
+class NoteAdded(CustomerEvent):
+    note_id: int  # the text stays in the customer book, out of the log
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteRecorded(CustomerEvent):
+    quote_id: int
+    status: str  # offered, accepted, declined, expired
+
+
+@dataclass(frozen=True, slots=True)
+class CaseOpened(CustomerEvent):
+    case_id: int
+    case_kind: str  # complaint, inquiry, request
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class CaseStepAdded(CustomerEvent):
+    case_id: int
+    step_id: int
+    status: str  # the case's status after the step
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleChanged(CustomerEvent):
+    previous: str
+    stage: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallDisposed(CustomerEvent):
+    """The agent who took `call` (or a supervisor) chose its disposition code (from routing.yaml)."""
+
+    for_agent: str  # the agent whose part of the call it disposes
+    code: str
+
+
 ORIGINATE_REASONS = {
     0: "failed",
     1: "hangup",

@@ -38,6 +38,20 @@ AGENT_ROUTES = {
     ("POST", "/api/pops/{linkedid}/transfer-note"),
     ("POST", "/api/pops/{linkedid}/dismiss"),
 }
+# the customer API: agents read and write the customers of their own calls (checked by its handlers)
+AGENT_ROUTES |= {
+    ("GET", "/api/customers"),
+    ("POST", "/api/customers"),
+    ("GET", "/api/customers/{customer_id}"),
+    ("POST", "/api/customers/{customer_id}/notes"),
+    ("GET", "/api/customers/{customer_id}/quotes"),
+    ("POST", "/api/customers/{customer_id}/quotes"),
+    ("GET", "/api/customers/{customer_id}/cases"),
+    ("POST", "/api/customers/{customer_id}/cases"),
+    ("POST", "/api/customers/{customer_id}/cases/{case_id}/steps"),
+    ("POST", "/api/customers/{customer_id}/lifecycle"),
+    ("POST", "/api/calls/{linkedid}/disposition"),
+}
 ADMIN_ROUTES = {("POST", "/api/routing/reload"), ("POST", "/api/routing/rollback")}
 
 
