@@ -1,15 +1,19 @@
 """The agent desktop in a real browser (Debian chromium driven by Playwright): an agent logs in, goes ready
 on the page, pbxsim rings a known customer and the pop shows their open complaint with its steps; hostile
-caller-ID names show as text and no script runs."""
+caller-ID names show as text and no script runs; the last quote and agents' notes show too."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 
 from ctid.auth import Role
+from ctid.customers.forms import note_form, quote_form
+from ctid.customers.writes import Author, add_note, record_quote
 from tests.auth_rig import add_user, browser_login
 from tests.routing.test_service_pbxsim import AGENTS, make_site  # noqa: F401  (fixture)
 from tests.screenpop.rig import COMPLAINT, STEPS, open_complaint
@@ -32,6 +36,14 @@ async def test_the_pop_shows_the_customer_and_hostile_names_as_text(make_site: A
 
     site = await make_site()
     open_complaint(site.ctid.context.engine)
+    with Session(site.ctid.context.engine) as session:  # the last quote and a note, as agents wrote them
+        author = Author("bob-login", "bob")
+        quote = quote_form(
+            {"product": "Fibre 1000", "price": "59.90", "currency": "CNY", "valid_until": "2026-12-31"}
+        )
+        record_quote(session, "gold", quote, author, time.time())
+        add_note(session, "gold", note_form({"text": "Prefers calls after 18:00"}), author, time.time())
+        session.commit()
     password = add_user(site.ctid.context.engine, "alice-login", Role.AGENT, "alice")
     site.answer[AGENTS["alice"]] = 2.0
     async with async_playwright() as pw:
@@ -64,6 +76,8 @@ async def test_the_pop_shows_the_customer_and_hostile_names_as_text(make_site: A
         assert await text_of(page, "#caller-name") == IMG
         assert await text_of(page, "#caller-num") == "13900000001"
         assert COMPLAINT in await text_of(page, "#cases")
+        assert "Fibre 1000: 59.90 CNY" in await text_of(page, "#quotes")
+        assert "bob: Prefers calls after 18:00" in await text_of(page, "#notes")
         steps = await page.locator("#cases li").all_text_contents()
         assert [s.split(" · ", 1)[1] for s in steps] == [
             f"{who}: {done} → next: {then}" for who, done, then in STEPS
