@@ -12,6 +12,7 @@ import json
 import shlex
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 EXIT_INVALID = 1
@@ -233,16 +234,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
         try:
             config = load_config(config_path)
             targets = config.reports.target_bounds()
-            if config.routing is not None:  # each queue's service level threshold T
-                queues = load_routing(need_readable(config.routing)).queues
-                settings = KpiSettings(
-                    short_abandon_s=config.wallboard.short_abandon_s,
-                    service_level_s={n: q.service_level.threshold_s for n, q in queues.items()},
-                )
+            settings = KpiSettings(short_abandon_s=config.wallboard.short_abandon_s)
+            routing = args.routing or config.routing
         except ConfigError as exc:
             print("\n".join(exc.errors), file=sys.stderr)
             return EXIT_INVALID
         url = url or config.database
+    else:
+        routing = args.routing
+    if routing is not None:  # each queue's service level threshold T
+        try:
+            queues = load_routing(need_readable(Path(routing))).queues
+        except ConfigError as exc:
+            print("\n".join(exc.errors), file=sys.stderr)
+            return EXIT_INVALID
+        thresholds = {n: q.service_level.threshold_s for n, q in queues.items()}
+        settings = replace(settings, service_level_s=thresholds)
     database = sqlite_file(url)
     if database is not None:  # a report reads; opening a missing SQLite file would create an empty log
         need_readable(database)
@@ -320,7 +327,8 @@ def _cmd_sim_day(args: argparse.Namespace) -> int:
         print("\n".join(exc.errors), file=sys.stderr)
         return EXIT_INVALID
     period = report_period(routing_path, result["virtual_start"], args.hours)
-    result["report"] = ["--db", args.db, *period]
+    # the queues' service-level thresholds are the simulated routing.yaml's
+    result["report"] = ["--db", args.db, *period, "--routing", str(routing_path.resolve())]
     print(json.dumps(result))
     where = f" (the log is {database.resolve()})" if database is not None else ""
     print(
@@ -381,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--queue")
     report.add_argument("--agent")
     report.add_argument("--db", help="SQLAlchemy URL (default: database of the ctid.yaml given by -c)")
+    report.add_argument(
+        "--routing", help="routing.yaml whose queues' service-level thresholds apply (default: -c's)"
+    )
     report.add_argument("-c", "--config", default="config/ctid.yaml")
     report.add_argument("--interval", type=int, choices=[15, 30, 60], default=30, help="minutes")
     report.add_argument("--timezone", default="UTC", help="for dates without a zone and hours of day")

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ctid.tooling.simday import DEFAULT_ROUTING
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -249,6 +251,8 @@ def test_sim_day_prints_the_report_period_and_a_report_over_it_has_the_contacts(
         (start + timedelta(minutes=6)).isoformat(),
         "--timezone",
         "Asia/Shanghai",
+        "--routing",  # the simulated routing.yaml: its queues' service-level thresholds
+        str(DEFAULT_ROUTING.resolve()),
     ]
     assert f"ctid report queue-summary {shlex.join(result['report'])}" in done.stderr
     report = subprocess.run(
@@ -261,6 +265,8 @@ def test_sim_day_prints_the_report_period_and_a_report_over_it_has_the_contacts(
     )
     assert (report.returncode, report.stderr) == (0, "")
     assert sum(row["offered"] for row in json.loads(report.stdout)) > 0
+    thresholds = {row["queue"]: row["service_level_s"] for row in json.loads(report.stdout)}
+    assert thresholds == {"sales": 20.0, "support": 30.0}  # run from a directory without a ctid.yaml
 
 
 # --- ctid init and the shipped samples ------------------------------------------------------------------
