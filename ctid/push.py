@@ -212,7 +212,10 @@ async def serve(
                         await asyncio.gather(leaving, return_exceptions=True)
                         await ws.close(code=CLOSE_CODE, message=closed.reason.encode())
                         return ws
-                    await ws.send_str(message)
+                    try:
+                        await ws.send_str(message)
+                    except ConnectionResetError:  # the browser left as the message went out
+                        return ws
                     taking[asyncio.ensure_future(subscription.next())] = subscription
         finally:
             leaving.cancel()

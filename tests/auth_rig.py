@@ -34,11 +34,11 @@ def bearer(engine: Engine, name: str = "", role: Role = Role.ADMIN, agent_id: st
     return {"Authorization": f"Bearer {token}"}
 
 
-def bearer_for_url(url: str, name: str = "") -> dict[str, str]:
+def bearer_for_url(url: str, name: str = "", role: Role = Role.ADMIN, agent_id: str = "") -> dict[str, str]:
     """As `bearer`, for the database of a ctid about to run in another process."""
     engine = make_engine(url)
     try:
-        return bearer(engine, name)
+        return bearer(engine, name, role, agent_id)
     finally:
         engine.dispose()
 

@@ -5,11 +5,12 @@ real loopback socket."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import WSMsgType, web
+from aiohttp import ClientConnectionResetError, WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
@@ -239,3 +240,22 @@ async def test_a_socket_of_several_topics_closes_when_one_falls_behind(site: Any
         assert message.data == "snapshot"
     assert message.type == WSMsgType.CLOSE and message.data == CLOSE_CODE
     await until_subscribed(hub, "wallboard", 0)  # the other topic is left too
+
+
+async def test_a_browser_that_leaves_as_a_message_goes_out_ends_its_socket_quietly(
+    site: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp refuses to write to a closing transport (a browser that just left): the handler ends as for
+    any leaving browser, with nothing logged as an error (seen against the real Asterisk, test_desktop)."""
+    client, hub = site
+    ws = await client.ws_connect("/ws/wallboard")
+    assert (await ws.receive(timeout=5)).data == "snapshot"
+
+    async def closing(self: web.WebSocketResponse, data: str, compress: int | None = None) -> None:
+        raise ClientConnectionResetError("Cannot write to closing transport")
+
+    monkeypatch.setattr(web.WebSocketResponse, "send_str", closing)
+    hub.publish("wallboard", "v2")
+    await until_subscribed(hub, "wallboard", 0)
+    await ws.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

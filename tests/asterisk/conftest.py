@@ -19,9 +19,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from ctid.auth import Role
 from tests.asterisk.amiclient import TestAmiClient
 from tests.asterisk.harness import (
     AGI_PORT,
+    DESK_AGENT,
     AsteriskInstance,
     CtidHttp,
     CtidProcess,
@@ -99,8 +101,10 @@ def ctid(
     write_ctid_config(
         config, ami_port=ami_proxy.port, username=asterisk.username, secret=asterisk.secret, web_port=web_port
     )
-    login = bearer_for_url(f"sqlite:///{root / 'ctid.db'}")
-    process = CtidProcess(config, root / "ctid.log", web_port, login)
+    database = f"sqlite:///{root / 'ctid.db'}"
+    login = bearer_for_url(database)
+    agent_login = bearer_for_url(database, f"{DESK_AGENT}-login", Role.AGENT, DESK_AGENT)
+    process = CtidProcess(config, root / "ctid.log", web_port, login, agent_login)
     process.start()
     try:
         _wait_healthy(process, timeout=15.0)

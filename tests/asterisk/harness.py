@@ -1,5 +1,6 @@
 """The pieces the Asterisk integration tests are built from: a real Asterisk started by a launcher script,
-ctid run as its own process, ctid's HTTP API, and a driver that plays customers and the router over AMI."""
+ctid run as its own process, ctid's HTTP API, a driver that plays customers and the router over AMI, and an
+agent's SIP phone."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import aiohttp
+from pyVoIP.VoIP import PhoneStatus, VoIPCall, VoIPPhone
 
 from tests.asterisk.amiclient import Message, TestAmiClient, event
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACT_DIALPLAN = REPO / "config" / "asterisk" / "extensions_ctid.conf"
 SIM_DIALPLAN = Path(__file__).resolve().parent / "conf" / "extensions_sim.conf"
+SIP_ENDPOINTS = Path(__file__).resolve().parent / "conf" / "pjsip.conf"
 AGI_PORT = 4573  # fixed by the contract dialplan: AGI(agi://${CTID_HOST}:4573/...)
 
 T = TypeVar("T")
@@ -166,7 +169,8 @@ class AsteriskInstance:
 
 
 def assemble_conf_dir(target: Path) -> Path:
-    """extensions.conf = the project's contract dialplan followed by the test-only sim-* contexts."""
+    """extensions.conf = the project's contract dialplan followed by the test-only sim-* contexts;
+    pjsip.conf = the SIP endpoints of the agents' phones."""
     target.mkdir(parents=True, exist_ok=True)
     text = (
         "; assembled by tests/asterisk/conftest.py\n[general]\nstatic = yes\nwriteprotect = yes\n\n"
@@ -175,6 +179,7 @@ def assemble_conf_dir(target: Path) -> Path:
         + SIM_DIALPLAN.read_text(encoding="utf-8")
     )
     (target / "extensions.conf").write_text(text, encoding="utf-8")
+    (target / "pjsip.conf").write_text(SIP_ENDPOINTS.read_text(encoding="utf-8"), encoding="utf-8")
     return target
 
 
@@ -189,6 +194,7 @@ class CtidProcess:
     log_path: Path
     web_port: int
     login: dict[str, str]  # an admin's bearer token, added to ctid's database before it starts
+    agent_login: dict[str, str]  # DESK_AGENT's login (an agent user), added with the admin's
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -256,22 +262,25 @@ class CtidProcess:
             return None
 
 
-# ctid routes the sales and 200 queues itself (tests/asterisk/test_routing.py); the other tests play the
-# router for queues "default" and "vip", whose only agent never logs in, so ctid leaves those calls to them
-# (a queue routing.yaml lacks would not do: ctid puts such callers in their number's queue or default_queue).
+# ctid routes the sales and 200 queues itself (tests/asterisk/test_routing.py) and desk, whose only agent
+# answers on a SIP phone (tests/asterisk/test_desktop.py); the other tests play the router for queues
+# "default" and "vip", whose only agent never logs in, so ctid leaves those calls to them (a queue
+# routing.yaml lacks would not do: ctid puts such callers in their number's queue or default_queue).
 ROUTING_YAML = """\
 queues:
   default: {ring_timeout_s: 3, wrap_up_s: 0, max_wait_s: 3000}
   sales: {skills: {sales: 3}, strategy: longest_idle, ring_timeout_s: 3, wrap_up_s: 0, max_wait_s: 3000}
   "200": {skills: {support: 3}, strategy: longest_idle, ring_timeout_s: 3, wrap_up_s: 0, max_wait_s: 3000}
   vip: {ring_timeout_s: 3, wrap_up_s: 0, max_wait_s: 3000}
+  desk: {ring_timeout_s: 20, wrap_up_s: 0, max_wait_s: 3000}
 default_queue: default
-dnis: {"4100": sales}
+dnis: {"4100": sales, "4200": desk}
 agents:
   - {id: alice, name: Alice, device: Local/1011@sim-phones, skills: {sales: 5}, queues: [sales]}
   - {id: bob, name: Bob, device: Local/9012@sim-phones, skills: {sales: 5}, queues: [sales]}
   - {id: carol, name: Carol, device: Local/1013@sim-phones, skills: {support: 5}, queues: ["200"]}
   - {id: dana, name: Dana, device: Local/1019@sim-phones, queues: [default, vip]}
+  - {id: erin, name: Erin, device: PJSIP/1001, queues: [desk]}
 priorities:
   base: {A: 100, B: 50, C: 10}
   ageing_per_s: 0.1
@@ -279,6 +288,7 @@ priorities:
 pause_reasons: [no-answer, break]
 """
 ROUTING_AGENTS = ("alice", "bob", "carol", "dana")
+DESK_AGENT, DESK_DNIS = "erin", "4200"  # the agent with a SIP phone (PJSIP/1001), and the number of her queue
 
 
 def write_ctid_config(path: Path, *, ami_port: int, username: str, secret: str, web_port: int) -> None:
@@ -508,3 +518,45 @@ class Pbx:
 
     async def wait_gone(self, uniqueid: str, timeout: float = 10.0) -> Message:
         return await self.ami.wait_for(event("Hangup", Uniqueid=uniqueid), timeout=timeout)
+
+
+# ---- an agent's SIP phone -------------------------------------------------------------------------------
+
+# pyVoIP's media ports: above Asterisk's own RTP range (5000-31000 unless rtp.conf says otherwise)
+PHONE_RTP_PORTS = (41000, 41099)
+
+
+class SipPhone:
+    """A SIP phone (a pyVoIP user agent) registered to the test Asterisk as endpoint `user` (password
+    `secret` + user, conf/pjsip.conf). A call to it rings until the test answers it."""
+
+    def __init__(self, asterisk: AsteriskInstance, user: str) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._incoming: asyncio.Queue[VoIPCall] = asyncio.Queue()
+        self.phone = VoIPPhone(
+            "127.0.0.1",
+            asterisk.sip_port,
+            user,
+            f"secret{user}",
+            myIP="127.0.0.1",
+            callCallback=self._on_call,
+            sipPort=free_port(socket.SOCK_DGRAM),
+            rtpPortLow=PHONE_RTP_PORTS[0],
+            rtpPortHigh=PHONE_RTP_PORTS[1],
+        )
+
+    def _on_call(self, call: VoIPCall) -> None:
+        """pyVoIP's thread, a second after the INVITE (it has sent 180 Ringing): hand the call to the test."""
+        self._loop.call_soon_threadsafe(self._incoming.put_nowait, call)
+
+    async def register(self) -> None:
+        await asyncio.to_thread(self.phone.start)  # REGISTER, answered before it returns
+        assert self.phone.get_status() is PhoneStatus.REGISTERED, self.phone.get_status()
+
+    async def ringing(self, timeout: float = 10.0) -> VoIPCall:
+        """The next call that rings this phone."""
+        return await asyncio.wait_for(self._incoming.get(), timeout)
+
+    async def stop(self) -> None:
+        """Hang up whatever is answered and unregister."""
+        await asyncio.to_thread(self.phone.stop)
