@@ -63,6 +63,8 @@ class ScreenpopComponent(Component):
         self.book = PopBook(crm_template=ctx.crm_url_for)
         self.load = load
         self._loads: set[asyncio.Task[None]] = set()
+        self._asked = 0  # loads asked for so far; a call's data comes from the last one asked for it
+        self._latest: dict[str, int] = {}  # linkedid -> the number of its load under way
         self.hub.topic(POP_TOPIC, Kind.EVENTS, snapshot=self._snapshot)
 
     def subscriptions(self) -> Sequence[Subscriber]:
@@ -89,7 +91,9 @@ class ScreenpopComponent(Component):
     def _carry_out(self, decisions: Sequence[Decision]) -> None:
         for decision in decisions:
             if isinstance(decision, Prefetch):
-                task = asyncio.get_running_loop().create_task(self._prefetch(decision))
+                self._asked += 1
+                self._latest[decision.linkedid] = self._asked
+                task = asyncio.get_running_loop().create_task(self._prefetch(decision, self._asked))
                 self._loads.add(task)
                 task.add_done_callback(self._loads.discard)
             else:
@@ -101,12 +105,17 @@ class ScreenpopComponent(Component):
             return
         self.hub.publish(POP_TOPIC + agent.agent_id, json.dumps(pop_message(message)))
 
-    async def _prefetch(self, prefetch: Prefetch) -> None:
+    async def _prefetch(self, prefetch: Prefetch, number: int) -> None:
         try:
             data = await asyncio.to_thread(self.load, self.engine, prefetch.customer, prefetch.caller_num)
         except Exception as exc:  # the pop shows what is known without the customer's data
             log.warning("pop_data_failed", linkedid=prefetch.linkedid, error=str(exc) or type(exc).__name__)
             data = {"customer": None, "found_by": "", "open_cases": [], "failed": True}
+        if (
+            self._latest.get(prefetch.linkedid) != number
+        ):  # a later write's load has (or will have) newer data
+            return
+        del self._latest[prefetch.linkedid]
         self._carry_out(self.book.loaded(prefetch.linkedid, data))
 
     def _snapshot(self, topic: str) -> str | None:
