@@ -128,3 +128,56 @@ async def test_what_agent_a_writes_pops_for_agent_b_on_the_customers_next_call(m
         site.world.hangup(ch, 16)
         await site.run(1)
         await browser.close()
+
+
+async def test_an_unknown_caller_is_found_and_linked_or_created_from_the_pop(make_site: Any) -> None:  # noqa: F811
+    from playwright.async_api import async_playwright
+
+    site = await make_site()
+    engine = site.ctid.context.engine
+    password = add_user(engine, "alice-login", Role.AGENT, "alice")
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        alice = await desktop(browser, site.base, "alice-login", password)
+        await alice.click("#ready")
+        await alice.wait_for_function("() => document.getElementById('state').dataset.state === 'ready'")
+
+        first = await site.server.call_in("trunk", "4000", cid_num="13900000077")
+        await site.run(3)
+        await alice.wait_for_function(shows("customer-name", "unknown caller"))
+        assert await alice.locator("#unknown").is_visible()
+        assert not await alice.locator("#writeback").is_visible()
+        await alice.fill("#s-name", "gold")
+        await alice.click("#search")
+        await alice.wait_for_function(shows("results", "Gold Ltd (gold)"))
+        await alice.click("#results button")
+        await alice.wait_for_function(shows("customer-name", "Gold Ltd"))
+        assert await text_of(alice, "#identified") == "linked to the customer by you"
+        assert not await alice.locator("#unknown").is_visible()
+        assert await alice.locator("#writeback").is_visible()
+        channel = next(c for c in site.world.channels.values() if c.name == first)
+        assert channel.variables["CTID_CUSTOMER"] == "gold"
+        site.world.hangup(channel, 16)
+        await site.run(1)
+        await alice.click("#dismiss")
+        await alice.wait_for_function("() => document.getElementById('pop').hidden")
+
+        await site.run(2)
+        second = await site.server.call_in("trunk", "4000", cid_num="13900000088")
+        await site.run(3)
+        await alice.wait_for_function(shows("customer-name", "unknown caller"))
+        assert await alice.input_value("#n-phone") == "13900000088"
+        await alice.fill("#n-id", "newco")
+        await alice.fill("#n-name", "New Co")
+        await alice.click("#create")
+        await alice.wait_for_function(shows("customer-name", "New Co"))
+        assert await text_of(alice, "#lifecycle") == "lifecycle: prospect"
+        channel = next(c for c in site.world.channels.values() if c.name == second)
+        assert channel.variables["CTID_CUSTOMER"] == "newco"
+        site.world.hangup(channel, 16)
+        await site.run(1)
+        await browser.close()
+
+
+async def text_of(page: Any, selector: str) -> str:
+    return str(await page.locator(selector).text_content() or "")
