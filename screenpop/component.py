@@ -176,7 +176,8 @@ class ScreenpopComponent(Component):
         return web.json_response({"dismissed": request.match_info["linkedid"]})
 
     async def api_link_customer(self, request: web.Request) -> web.Response:
-        """POST {"customer": id}: the agent on the call links its caller to a customer. CTID_CUSTOMER is set
+        """POST {"customer": id}: the agent on the call links its unknown caller to a customer (409 once the
+        caller is known). CTID_CUSTOMER is set
         on the caller's channel, so Asterisk's records and the customer's calls agree; the pop shows them."""
         agent = self.agents.agents[self._agent_id(request)]
         linkedid = request.match_info["linkedid"]
@@ -187,6 +188,8 @@ class ScreenpopComponent(Component):
         caller = self.book.caller_channel(linkedid)
         if self.book.on_call(agent.device) != linkedid or caller is None:
             raise web.HTTPNotFound(text="no such call on your desktop")
+        if self.book.customer_of(linkedid):
+            raise web.HTTPConflict(text="the caller is a known customer already")
         if not await asyncio.to_thread(self._exists, customer):
             raise web.HTTPNotFound(text="no such customer")
         server, channel = caller

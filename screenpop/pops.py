@@ -182,6 +182,11 @@ class PopBook:
         call = self._calls.get(linkedid)
         return (call.server, call.channel) if call is not None and call.channel else None
 
+    def customer_of(self, linkedid: str) -> str:
+        """The customer a live call is bound to or was found as ('' for an unknown caller)."""
+        call = self._calls.get(linkedid)
+        return (call.customer or _customer_id(call.data)) if call is not None else ""
+
     def linked(self, linkedid: str, customer: str) -> list[Decision]:
         """The agent linked the call to `customer`: its pops show them, once their data is loaded."""
         call = self._calls.get(linkedid)

@@ -68,6 +68,8 @@ async def test_an_unknown_caller_linked_to_a_customer_is_theirs_everywhere(make_
         async with alice_http.post(link, json={"customer": "gold"}) as resp:
             assert resp.status == 200
 
+        async with alice_http.post(link, json={"customer": "plain"}) as resp:
+            assert resp.status == 409  # linked once: the caller is known now
         channel = next(c for c in site.world.channels.values() if c.name == caller)
         assert channel.variables[CUSTOMER_VAR] == "gold"  # Asterisk's records agree
         await until(lambda: customer_of(alice.shown()) == "gold", "the linked customer's pop")

@@ -77,7 +77,7 @@ def test_linking_an_unknown_caller_shows_the_customer_and_asterisks_echo_changes
     book.apply(d.QueueAssigned(3.0, "L1", "L1", "SIP/trunk-1", "sales", ""))
     book.loaded("L1", {"customer": None, "found_by": "", "open_cases": []})
     book.apply(connect("L1", A))
-    assert book.caller_channel("L1") == ("pbx1", "SIP/trunk-1")
+    assert book.caller_channel("L1") == ("pbx1", "SIP/trunk-1") and book.customer_of("L1") == ""
     prefetch, updated = book.linked("L1", "gold")
     assert prefetch == Prefetch("L1", "gold", "139")
     assert isinstance(updated, PopUpdated) and updated.device == A
@@ -86,6 +86,15 @@ def test_linking_an_unknown_caller_shows_the_customer_and_asterisks_echo_changes
     pop = book.current(A)
     assert pop is not None and pop.identified_by == LINKED_BY_AGENT
     assert book.apply(note()) == [Prefetch("L1", "gold", "139")]  # its writes now refresh it
+    assert book.customer_of("L1") == "gold"
+
+
+def test_a_caller_found_by_number_is_a_known_customer() -> None:
+    book = PopBook()
+    book.apply(d.CallArrived(1.0, "L1", "L1", "SIP/trunk-1", d.Direction.INBOUND, "139", "", "4000"))
+    assert book.customer_of("L1") == ""
+    book.loaded("L1", {**GOLD, "found_by": "caller-number"})
+    assert book.customer_of("L1") == "gold" and book.customer_of("L9") == ""
 
 
 def test_an_unknown_or_ended_call_cannot_be_linked() -> None:
