@@ -216,11 +216,10 @@ class PopBook:
                 TIER_VAR,
             ):
                 call = self._calls.setdefault(linkedid, _Call())
-                if name == CUSTOMER_VAR and call.identified_by == LINKED_BY_AGENT and value == call.customer:
-                    pass  # Asterisk echoing the agent's link
-                elif name == CUSTOMER_VAR:
+                if name == CUSTOMER_VAR:
+                    echo = call.identified_by == LINKED_BY_AGENT and value == call.customer  # of a link
                     call.customer = value
-                    call.identified_by = IDENTIFIED_BY_IVR if value else ""
+                    call.identified_by = call.identified_by if echo else (IDENTIFIED_BY_IVR if value else "")
                 else:
                     call.tier = value
             case (
