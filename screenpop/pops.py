@@ -21,6 +21,7 @@ RING_MOVED_ON = "ring-moved-on"  # the close reasons the desktop is told
 NO_ANSWER = "no-answer"
 CALLER_HUNG_UP = "caller-hung-up"  # the caller left before this agent answered
 IDENTIFIED_BY_IVR = "ivr-caller-number"  # the IVR found the customer by the caller's number
+LINKED_BY_AGENT = "linked-by-agent"  # the agent linked the unknown caller to a customer
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ class PopOpened:
 
 @dataclass(frozen=True, slots=True)
 class PopUpdated:
-    """The open pop has more to show (its data arrived, a transfer note)."""
+    """The open pop has more to show (its data arrived or changed, a transfer note, a linked customer)."""
 
     device: str
     pop: Pop
@@ -126,6 +127,8 @@ def crm_url(template: str, caller: str, customer: str, call: str) -> str:
 
 @dataclass(slots=True)
 class _Call:
+    server: str = ""  # the Asterisk server the call is on
+    channel: str = ""  # the caller's channel
     caller_num: str = ""
     caller_name: str = ""
     queue: str = ""
@@ -168,22 +171,45 @@ class PopBook:
         return True
 
     def loaded(self, linkedid: str, data: Mapping[str, Any]) -> list[PopMessage]:
-        """The prefetched data of a call: the pops already open for it are updated."""
+        """The (pre)fetched data of a call: the pops shown for it, ended ones too, are updated."""
+        call = self._calls.get(linkedid)
+        if call is not None:
+            call.data = data
+        return self._update(linkedid, lambda pop: replace(pop, data=data))
+
+    def caller_channel(self, linkedid: str) -> tuple[str, str] | None:
+        """The server and caller's channel of a live call; None when not known."""
+        call = self._calls.get(linkedid)
+        return (call.server, call.channel) if call is not None and call.channel else None
+
+    def customer_of(self, linkedid: str) -> str:
+        """The customer a live call is bound to or was found as ('' for an unknown caller)."""
+        call = self._calls.get(linkedid)
+        return (call.customer or _customer_id(call.data)) if call is not None else ""
+
+    def linked(self, linkedid: str, customer: str) -> list[Decision]:
+        """The agent linked the call to `customer`: its pops show them, once their data is loaded."""
         call = self._calls.get(linkedid)
         if call is None:
             return []
-        call.data = data
-        return self._update(linkedid, lambda pop: replace(pop, data=data))
+        call.customer, call.identified_by = customer, LINKED_BY_AGENT
+        out: list[Decision] = [Prefetch(linkedid, customer, call.caller_num)]
+        out += self._update(
+            linkedid, lambda pop: replace(pop, customer=customer, identified_by=LINKED_BY_AGENT)
+        )
+        return out
 
     def on_call(self, device: str) -> str:
         """The call whose pop `device` shows and has not ended ('' when none)."""
         pop = self._shown.get(device)
         return pop.linkedid if pop is not None and not pop.ended else ""
 
-    def apply(self, event: d.DomainEvent) -> list[Decision]:
+    def apply(self, event: d.DomainEvent, server: str = "") -> list[Decision]:
+        """Fold one event from `server` (its bus origin)."""
         match event:
-            case d.CallArrived(linkedid=linkedid, caller_num=number, caller_name=name):
+            case d.CallArrived(linkedid=linkedid, channel=channel, caller_num=number, caller_name=name):
                 call = self._calls.setdefault(linkedid, _Call())
+                call.server, call.channel = server, channel
                 call.caller_num, call.caller_name = number, name
             case d.CallVariable(linkedid=linkedid, name=name, value=value) if name in (
                 CUSTOMER_VAR,
@@ -191,8 +217,9 @@ class PopBook:
             ):
                 call = self._calls.setdefault(linkedid, _Call())
                 if name == CUSTOMER_VAR:
+                    echo = call.identified_by == LINKED_BY_AGENT and value == call.customer  # of a link
                     call.customer = value
-                    call.identified_by = IDENTIFIED_BY_IVR if value else ""
+                    call.identified_by = call.identified_by if echo else (IDENTIFIED_BY_IVR if value else "")
                 else:
                     call.tier = value
             case (
@@ -215,7 +242,17 @@ class PopBook:
                 return self._end(device, linkedid)
             case d.CallEnded(linkedid=linkedid):
                 return self._hung_up(linkedid)
+            case d.CustomerEvent(customer=customer) if customer:
+                return self._refresh(customer)
         return []
+
+    def _refresh(self, customer: str) -> list[Decision]:
+        """The customer's history changed: load it again for every call whose pop shows them."""
+        seen: dict[str, Prefetch] = {}
+        for pop in self._shown.values():
+            if pop.linkedid not in seen and customer in (pop.customer, _customer_id(pop.data)):
+                seen[pop.linkedid] = Prefetch(pop.linkedid, pop.customer, pop.caller_num)
+        return list(seen.values())
 
     def _queued(self, linkedid: str, queue: str) -> list[Decision]:
         call = self._calls.setdefault(linkedid, _Call())
@@ -307,3 +344,9 @@ class PopBook:
             return []
         self._shown[device] = changed
         return [PopUpdated(device, changed)]
+
+
+def _customer_id(data: Mapping[str, Any] | None) -> str:
+    """The id of the customer in a pop's loaded data ('' when none)."""
+    customer = data.get("customer") if data is not None else None
+    return str(customer.get("id", "")) if isinstance(customer, Mapping) else ""

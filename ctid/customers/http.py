@@ -1,7 +1,8 @@
 """The customer API: search, create and read customers, and write notes, quotes, cases, lifecycle stages
 and call dispositions. Each request is one transaction in a worker thread; each write, once committed, is
 published on the bus (origin `customers`). Agents see a customer only while on a call with them or after
-one of them called the agent today (UTC); supervisors and admins see every customer."""
+one of them called the agent today (UTC); supervisors and admins see every customer. An agent on a call
+from an unknown caller may search every customer, to link the caller to one."""
 
 from __future__ import annotations
 
@@ -103,6 +104,15 @@ class CustomerApi:
         }
         return self.folder.customers_of(user.agent_id) | unwritten
 
+    def _on_unknown_call(self, user: User) -> bool:
+        """Whether an agent is ringing for, or talking on, a live call no customer is bound to."""
+        agent = user.agent_id
+        return bool(agent) and any(
+            not call.customer
+            and (agent in call.ringing or any(p.agent == agent and p.talk_s is None for p in call.parts))
+            for call in self.folder.calls.values()
+        )
+
     def _midnight(self) -> float:
         now = datetime.fromtimestamp(self.clock.now(), UTC)
         return now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
@@ -148,13 +158,14 @@ class CustomerApi:
     # ---- handlers --------------------------------------------------------------------------------------
 
     async def search(self, request: web.Request) -> web.Response:
-        """Customers by phone, name part or account id; an agent only among customers they may see."""
+        """Customers by phone, name part or account id; an agent only among customers they may see, unless
+        on a call from an unknown caller."""
         q = request.query
         phone, name, account = q.get("phone", ""), q.get("name", ""), q.get("account", "")
         if not (phone or name or account):
             raise _unprocessable({"query": "give phone, name or account"})
         user = request[USER]
-        seen = self._seen_now(user)
+        seen = None if self._on_unknown_call(user) else self._seen_now(user)
 
         def work(session: Session) -> list[dict[str, object]]:
             found = writes.search_customers(session, phone=phone, name=name, account=account)

@@ -37,6 +37,7 @@ AGENT_ROUTES = {
     ("GET", "/api/desktop"),
     ("POST", "/api/pops/{linkedid}/transfer-note"),
     ("POST", "/api/pops/{linkedid}/dismiss"),
+    ("POST", "/api/pops/{linkedid}/customer"),
 }
 # the customer API: agents read and write the customers of their own calls (checked by its handlers)
 AGENT_ROUTES |= {
