@@ -1,12 +1,12 @@
 """`ctid bench screenpop`: a large center's screen pops, from pbxsim's ring to the agent's socket.
 
-A whole ctid (AMI, IVR, routing, screenpop, push hub, web) runs beside pbxsim in one process, pbxsim's clock
-running at wall speed; its database holds a seeded customer book (customers, their past calls, notes and
-quotes), loaded in bulk. Every agent is logged in (a bearer token each) and holds a real WebSocket on
-/ws/agent, opened from a second process. Callers of known customers (and a few unknown numbers) arrive at
-`--calls-per-s`; ctid routes each to a ready agent and pbxsim rings the agent's phone. A pop's latency runs
-from the AgentRinging event leaving the AMI parser to the PopOpened message read whole by that agent's
-socket (both on CLOCK_MONOTONIC, comparable across the two processes).
+A whole ctid (AMI, IVR, routing, screenpop, push hub, web) runs as the daemon does, its database holding a
+seeded customer book (customers, their past calls, notes and quotes) loaded in bulk. pbxsim runs in a process
+of its own at wall speed, as an Asterisk would. Every agent is logged in (a bearer token each) and holds a
+real WebSocket on /ws/agent, opened from a third process. Callers of known customers (and a few unknown
+numbers) arrive at `--calls-per-s`; ctid routes each to a ready agent and pbxsim rings the agent's phone. A
+pop's latency runs from the AgentRinging event leaving the AMI parser to the PopOpened message read whole by
+that agent's socket (CLOCK_MONOTONIC both, comparable across processes).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from screenpop.component import Loader, ScreenpopComponent
 
 log = structlog.get_logger("ctid.tooling.bench_screenpop")
 
-START = 1_795_402_800.0  # Monday 2026-11-23, 11:00 in Shanghai
+START = 1_795_402_800.0  # the customer book's "now": past calls, notes and quotes are older
 DNIS = "4000"
 CALLS_PER_CUSTOMER = 10  # 200,000 customers: 2 million past calls
 NOTES_PER_CUSTOMER = 2.5  # 500,000 notes
@@ -353,6 +353,30 @@ async def arrivals(server: Any, calls_per_s: float, seconds: float, customers: i
     return loop.time() - started
 
 
+def _pbxsim(
+    agents: int, calls_per_s: float, seconds: float, customers: int, seed: int, control: Connection
+) -> None:
+    """Child process: pbxsim at wall speed, as an Asterisk of its own would run; its AMI port out, ctid's
+    FastAGI port in, then the callers when told, and the seconds they took."""
+
+    async def run() -> None:
+        from pbxsim import PbxSimServer, World, call_center_site
+
+        extensions = [agent_extension(i) for i in range(1, agents + 1)]
+        world = World(seed=seed, start=time.time(), endpoints=call_center_site(extensions))
+        server = PbxSimServer(world, host="127.0.0.1", port=0, agi_port=1, speed=1.0)
+        await server.start()
+        loop = asyncio.get_running_loop()
+        control.send(server.port)
+        server.agi_port = await loop.run_in_executor(None, control.recv)
+        await loop.run_in_executor(None, control.recv)  # go
+        control.send(await arrivals(server, calls_per_s, seconds, customers, seed))
+        await loop.run_in_executor(None, control.recv)  # stop
+        await server.stop()
+
+    asyncio.run(run())
+
+
 async def quiet(clock: PopClock, for_s: float, at_most_s: float) -> None:
     """Until no ring and no pop for `for_s` seconds (or `at_most_s` in all): the last calls popped."""
     loop = asyncio.get_running_loop()
@@ -444,7 +468,6 @@ def pop_figures(
 
 async def _run(tmp: Path, url: str, database: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
     from ivr.component import IvrComponent
-    from pbxsim import PbxSimServer, World, WorldClock, call_center_site
 
     out: dict[str, Any] = {
         "agents": args.agents,
@@ -453,12 +476,17 @@ async def _run(tmp: Path, url: str, database: str, args: argparse.Namespace, see
         "seconds": args.seconds,
         "database": database,
     }
-    extensions = [agent_extension(i) for i in range(1, args.agents + 1)]
-    world = World(seed=seed, start=START, endpoints=call_center_site(extensions))
-    server = PbxSimServer(world, host="127.0.0.1", port=0, agi_port=1, speed=1.0)
-    await server.start()
+    loop = asyncio.get_running_loop()
+    pbx, pbx_end = multiprocessing.Pipe()
+    pbxsim = multiprocessing.Process(
+        target=_pbxsim,
+        args=(args.agents, args.calls_per_s, args.seconds, args.customers, seed, pbx_end),
+        daemon=True,
+    )
+    pbxsim.start()
+    ami_port = await loop.run_in_executor(None, pbx.recv)
     (tmp / "routing.yaml").write_text(routing_yaml(args.agents))
-    ctid = Ctid(load_config(ctid_yaml(tmp, url, server.port)), clock=WorldClock(world))
+    ctid = Ctid(load_config(ctid_yaml(tmp, url, ami_port)))
     engine = ctid.context.engine
     started = time.perf_counter()
     out["rows"] = load_customers(engine, args.customers, seed)
@@ -474,7 +502,7 @@ async def _run(tmp: Path, url: str, database: str, args: argparse.Namespace, see
     screenpop.load = clock.timed_load(screenpop.load)
     screenpop.hub.publish = clock.counting(screenpop.hub.publish)  # type: ignore[method-assign, assignment]
     await ctid.start()
-    server.agi_port = ctid.component(IvrComponent).port
+    pbx.send(ctid.component(IvrComponent).port)
     await ctid.wait_synced()
     routing = ctid.component(RoutingComponent).service
     for i in range(1, args.agents + 1):
@@ -487,18 +515,19 @@ async def _run(tmp: Path, url: str, database: str, args: argparse.Namespace, see
         target=_desktops, args=(f"http://127.0.0.1:{ctid.web_port}", tokens, child), daemon=True
     )
     desktops.start()
-    loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, parent.recv)
     await asyncio.sleep(1.0)  # the last snapshots written
     out["rss_kb_per_agent"] = round((rss_kb() - before) / args.agents, 1)
 
-    took = await arrivals(server, args.calls_per_s, args.seconds, args.customers, seed)
+    pbx.send("go")
+    took = await loop.run_in_executor(None, pbx.recv)
     await quiet(clock, QUIET_S, DRAIN_S)
     parent.send("stop")
     received, loading = await loop.run_in_executor(None, parent.recv)
     desktops.join(10)
     await ctid.stop()
-    await server.stop()
+    pbx.send("stop")
+    pbxsim.join(10)
 
     out.update(pop_figures(clock.rings, received, clock.sent))
     out["pops"]["opened_before_data"] = loading
