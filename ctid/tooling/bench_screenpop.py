@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import structlog
@@ -338,19 +338,26 @@ async def arrivals(server: Any, calls_per_s: float, seconds: float, customers: i
     traffic = TrafficGenerator(world, profile, seed=seed)
     traffic.start()  # no arrivals of its own (a flat zero profile): its phones and callers' plans only
     rng = random.Random(f"bench-screenpop-callers-{seed}")
+
+    async def arrive(number: str, call_talk: float) -> None:
+        channel = world.channels[await server.call_in("trunk", DNIS, cid_num=number, cid_name="Bench")]
+        plan = CallerPlan(channel.name, world.now, 3600.0, call_talk, True, None, 0.0)
+        traffic.plans[channel.linkedid] = plan
+
     loop = asyncio.get_running_loop()
     started = loop.time()
+    callers: list[asyncio.Task[None]] = []
     for n in range(int(calls_per_s * seconds)):
         await asyncio.sleep(max(0.0, started + n / calls_per_s - loop.time()))
         if rng.random() < UNKNOWN_SHARE:
             number = f"150{rng.randrange(10**8):08d}"
         else:
             number = customer_number(rng.randrange(customers))
-        channel = world.channels[await server.call_in("trunk", DNIS, cid_num=number, cid_name="Bench")]
         call_talk = talk / 2 + rng.expovariate(2.0 / talk)  # callers hang up; agents never leave first
-        plan = CallerPlan(channel.name, world.now, 3600.0, call_talk, True, None, 0.0)
-        traffic.plans[channel.linkedid] = plan
-    return loop.time() - started
+        callers.append(loop.create_task(arrive(number, call_talk)))  # on time, however long pbxsim takes
+    took = loop.time() - started
+    await asyncio.gather(*callers)
+    return took
 
 
 def _pbxsim(
@@ -387,6 +394,16 @@ async def quiet(clock: PopClock, for_s: float, at_most_s: float) -> None:
         await asyncio.sleep(for_s)
 
 
+class Received(NamedTuple):
+    """A pop message as an agent's socket read it."""
+
+    agent: int  # the agent's index
+    kind: str
+    linkedid: str
+    at: float  # time.perf_counter() when read
+    loaded: bool  # it carried the customer's data
+
+
 # ---- the agents' browsers, in a process of their own ---------------------------------------------------
 
 
@@ -394,8 +411,7 @@ def _desktops(base: str, tokens: Sequence[str], control: Connection) -> None:
     """Child process: one /ws/agent per token; at "stop", every pop message read, with when it was read."""
 
     async def run() -> None:
-        received: list[tuple[int, str, str, float]] = []  # (agent index, kind, linkedid, read at)
-        loading = 0  # pops opened before the customer's data was there
+        received: list[Received] = []
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as http:
             gate = asyncio.Semaphore(CONNECT_AT_ONCE)
@@ -409,16 +425,15 @@ def _desktops(base: str, tokens: Sequence[str], control: Connection) -> None:
             sockets = await asyncio.gather(*(connect(token) for token in tokens))
 
             async def read(index: int, ws: aiohttp.ClientWebSocketResponse) -> None:
-                nonlocal loading
                 async for message in ws:
                     at = time.perf_counter()
                     body = json.loads(message.data)
                     kind = body["kind"]
-                    if kind == "PopOpened" and body["pop"]["loading"]:
-                        loading += 1
-                    if kind.startswith("Pop"):
-                        linkedid = body["pop"]["linkedid"] if "pop" in body else body["linkedid"]
-                        received.append((index, kind, linkedid, at))
+                    if "pop" in body:
+                        pop = body["pop"]
+                        received.append(Received(index, kind, pop["linkedid"], at, not pop["loading"]))
+                    elif kind.startswith("Pop"):
+                        received.append(Received(index, kind, body["linkedid"], at, False))
 
             readers = [asyncio.create_task(read(i, ws)) for i, ws in enumerate(sockets, start=1)]
             loop = asyncio.get_running_loop()
@@ -427,7 +442,7 @@ def _desktops(base: str, tokens: Sequence[str], control: Connection) -> None:
             for ws in sockets:
                 await ws.close()
             await asyncio.gather(*readers, return_exceptions=True)
-        control.send((received, loading))
+        control.send(received)
 
     asyncio.run(run())
 
@@ -439,22 +454,29 @@ def _ms(samples: list[float], q: int) -> float:
     return round((percentile(samples, q) or 0.0) * 1000, 3)
 
 
-def pop_figures(
-    rings: dict[tuple[str, str], float], received: list[tuple[int, str, str, float]], sent: int
-) -> dict[str, Any]:
+def pop_figures(rings: dict[tuple[str, str], float], received: list[Received], sent: int) -> dict[str, Any]:
     """Latencies and the pops' fates: each ring of an agent's phone should be one PopOpened on that
-    agent's socket, and nothing else."""
+    agent's socket, and nothing else. `with_data_ms`: until the socket had the pop with the customer's data
+    (in the PopOpened, or a PopUpdated after it when the ring beat the lookup)."""
     rung = {
         (int(device.rsplit("/", 1)[1]) - 20_000, linkedid): at for (device, linkedid), at in rings.items()
     }
-    opened = Counter((index, linkedid) for index, kind, linkedid, _ in received if kind == "PopOpened")
+    opened = Counter((r.agent, r.linkedid) for r in received if r.kind == "PopOpened")
     first: dict[tuple[int, str], float] = {}
-    for index, kind, linkedid, at in received:
-        if kind == "PopOpened":
-            first.setdefault((index, linkedid), at)
+    with_data: dict[tuple[int, str], float] = {}
+    before_data = 0
+    for r in received:
+        key = (r.agent, r.linkedid)
+        if r.kind == "PopOpened" and key not in first:
+            first[key] = r.at
+            before_data += not r.loaded
+        if r.loaded:
+            with_data.setdefault(key, r.at)
     latencies = [at - rung[key] for key, at in first.items() if key in rung]
+    data_latencies = [at - rung[key] for key, at in with_data.items() if key in rung]
     return {
         "pop_ms": {"p50": _ms(latencies, 50), "p99": _ms(latencies, 99), "max": _ms(latencies, 100)},
+        "with_data_ms": {"p50": _ms(data_latencies, 50), "p99": _ms(data_latencies, 99)},
         "pops": {
             "sent": sent,
             "received": sum(opened.values()),
@@ -462,6 +484,7 @@ def pop_figures(
             "duplicated": sum(n - 1 for n in opened.values()),
             "wrong_agent": sum(n for key, n in opened.items() if key not in rung),
             "rings": len(rung),
+            "opened_before_data": before_data,
         },
     }
 
@@ -523,14 +546,13 @@ async def _run(tmp: Path, url: str, database: str, args: argparse.Namespace, see
     took = await loop.run_in_executor(None, pbx.recv)
     await quiet(clock, QUIET_S, DRAIN_S)
     parent.send("stop")
-    received, loading = await loop.run_in_executor(None, parent.recv)
+    received = await loop.run_in_executor(None, parent.recv)
     desktops.join(10)
     await ctid.stop()
     pbx.send("stop")
     pbxsim.join(10)
 
     out.update(pop_figures(clock.rings, received, clock.sent))
-    out["pops"]["opened_before_data"] = loading
     out["lookup_ms"] = {
         "p50": _ms(clock.lookups, 50),
         "p99": _ms(clock.lookups, 99),
