@@ -425,13 +425,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     bench = sub.add_parser("bench", help="benchmarks, printing JSON")
-    bench.add_argument("what", choices=["ingest", "routing", "reports"])
+    bench.add_argument("what", choices=["ingest", "routing", "reports", "screenpop"])
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--events", type=int, default=200_000)
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--rate", type=float, default=20_000, help="events/s for the latency phase")
     bench.add_argument("--rounds", type=int, default=5, help="throughput rounds (medians reported)")
-    bench.add_argument("--agents", type=int, default=100, help="routing: agents in the simulated center")
+    bench.add_argument(
+        "--agents",
+        type=int,
+        default=None,
+        help="routing: agents in the center (100); screenpop: logged in (2,000)",
+    )
     bench.add_argument("--load", type=float, default=0.95, help="routing: offered load per agent (rho)")
     bench.add_argument("--mix", default="0.10,0.30,0.60", help="routing: shares of tiers A,B,C")
     bench.add_argument("--hours", type=float, default=8.0, help="routing: hours of simulated traffic")
@@ -440,8 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--calls", type=int, default=1_000_000, help="reports: calls in the 30-day log")
     bench.add_argument(
-        "--databases", default="sqlite,postgresql", help="reports: which databases to load and time"
+        "--databases", default=None, help="reports (sqlite,postgresql), screenpop (sqlite): which databases"
     )
+    bench.add_argument("--customers", type=int, default=200_000, help="screenpop: customers in the book")
+    bench.add_argument("--calls-per-s", type=float, default=50.0, help="screenpop: callers arriving a second")
+    bench.add_argument("--seconds", type=float, default=60.0, help="screenpop: seconds of arrivals")
     bench.set_defaults(func=_cmd_bench)
     add_user_commands(sub)
     add_customer_commands(sub)

@@ -148,6 +148,7 @@ class PopBook:
         self.crm_template = crm_template
         self._calls: dict[str, _Call] = {}
         self._shown: dict[str, Pop] = {}  # device -> its current pop (ringing, on the call, or ended)
+        self._showing: dict[str, set[str]] = {}  # linkedid -> the devices whose current pop it is
 
     def current(self, device: str) -> Pop | None:
         """The pop `device`'s desktop shows now: what a reconnecting browser gets back."""
@@ -158,7 +159,7 @@ class PopBook:
         pop = self._shown.get(device)
         if pop is None or pop.linkedid != linkedid or not pop.ended:
             return []
-        del self._shown[device]
+        self._hide(device)
         return [PopClosed(device, linkedid, "dismissed")]
 
     def transfer_note(self, linkedid: str, from_agent: str, text: str, by: str = "") -> bool:
@@ -269,8 +270,8 @@ class PopBook:
         if shown is not None and shown.linkedid == linkedid and not shown.ended:
             return []  # one pop per call and agent
         out: list[Decision] = []
-        for other, pop in list(self._shown.items()):  # the ring moved on from an agent who did not answer
-            if other != device and pop.linkedid == linkedid and not pop.answered and not pop.ended:
+        for other, pop in self._pops_of(linkedid):  # the ring moved on from an agent who did not answer
+            if other != device and not pop.answered and not pop.ended:
                 out += self._close(other, linkedid, RING_MOVED_ON)
         call = self._calls.setdefault(linkedid, _Call())
         if queue and not call.queue:
@@ -289,7 +290,7 @@ class PopBook:
             data=call.data,
             note=note or call.forwarded,
         )
-        self._shown[device] = pop
+        self._show(device, pop)
         out.append(PopOpened(device, pop))
         return out
 
@@ -306,8 +307,8 @@ class PopBook:
 
     def _hung_up(self, linkedid: str) -> list[Decision]:
         out: list[Decision] = []
-        for device, pop in list(self._shown.items()):
-            if pop.linkedid == linkedid and not pop.ended:
+        for device, pop in self._pops_of(linkedid):
+            if not pop.ended:
                 # an answered call's pop stays for wrap-up; a ring the caller gave up on goes away
                 hang_up = self._end if pop.answered else functools.partial(self._close, reason=CALLER_HUNG_UP)
                 out += hang_up(device, linkedid)
@@ -318,7 +319,7 @@ class PopBook:
         pop = self._shown.get(device)
         if pop is None or pop.linkedid != linkedid:
             return []
-        del self._shown[device]
+        self._hide(device)
         return [PopClosed(device, linkedid, reason)]
 
     def _end(self, device: str, linkedid: str) -> list[Decision]:
@@ -330,9 +331,8 @@ class PopBook:
 
     def _update(self, linkedid: str, change: Callable[[Pop], Pop]) -> list[PopMessage]:
         out: list[PopMessage] = []
-        for device, pop in list(self._shown.items()):
-            if pop.linkedid == linkedid:
-                out += self._update_at(device, linkedid, change)
+        for device, _ in self._pops_of(linkedid):
+            out += self._update_at(device, linkedid, change)
         return out
 
     def _update_at(self, device: str, linkedid: str, change: Callable[[Pop], Pop]) -> list[PopMessage]:
@@ -344,6 +344,24 @@ class PopBook:
             return []
         self._shown[device] = changed
         return [PopUpdated(device, changed)]
+
+    def _pops_of(self, linkedid: str) -> list[tuple[str, Pop]]:
+        """The devices showing a pop of the call, with it (an index: a center shows thousands of pops)."""
+        return [(device, self._shown[device]) for device in sorted(self._showing.get(linkedid, ()))]
+
+    def _show(self, device: str, pop: Pop) -> None:
+        self._hide(device)
+        self._shown[device] = pop
+        self._showing.setdefault(pop.linkedid, set()).add(device)
+
+    def _hide(self, device: str) -> None:
+        pop = self._shown.pop(device, None)
+        if pop is None:
+            return
+        devices = self._showing[pop.linkedid]
+        devices.discard(device)
+        if not devices:
+            del self._showing[pop.linkedid]
 
 
 def _customer_id(data: Mapping[str, Any] | None) -> str:

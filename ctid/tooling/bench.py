@@ -208,7 +208,18 @@ def bench_ingest(events: int, seed: int, rate: float, rounds: int) -> dict[str, 
     }
 
 
+# options several benchmarks share, each with its own default
+DEFAULTS: dict[str, dict[str, object]] = {
+    "routing": {"agents": 100},
+    "reports": {"agents": 100, "databases": "sqlite,postgresql"},
+    "screenpop": {"agents": 2000, "databases": "sqlite"},
+}
+
+
 def run_bench(what: str, args: argparse.Namespace) -> dict[str, Any]:
+    for name, value in DEFAULTS.get(what, {}).items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
     if what == "ingest":
         return bench_ingest(args.events, args.seed, args.rate, args.rounds)
     if what == "routing":
@@ -219,4 +230,8 @@ def run_bench(what: str, args: argparse.Namespace) -> dict[str, Any]:
         from ctid.tooling.bench_reports import bench_reports
 
         return bench_reports(args)
+    if what == "screenpop":
+        from ctid.tooling.bench_screenpop import bench_screenpop
+
+        return bench_screenpop(args)
     raise ValueError(f"unknown benchmark {what}")
