@@ -14,6 +14,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 EXIT_INVALID = 1
 EXIT_FILE = 2
@@ -36,6 +40,21 @@ def need_readable(path: Path | str) -> Path:
     except OSError as exc:
         raise FileProblem(f"{path}: cannot read: {exc.strerror or exc}") from None
     return path
+
+
+def open_config_database(config: Path | str) -> Engine | int:
+    """The database the ctid.yaml at `config` names, opened; or, having said why on stderr, the exit code
+    (a file ctid cannot read is EXIT_FILE, an invalid one EXIT_INVALID)."""
+    from ctid.config import load_config
+    from ctid.errors import ConfigError
+    from reports.log import open_engine
+
+    try:
+        loaded = load_config(Path(config))
+    except ConfigError as exc:
+        print("\n".join(exc.errors), file=sys.stderr)
+        return EXIT_FILE if any(": cannot read: " in line for line in exc.errors) else EXIT_INVALID
+    return open_engine(loaded.database)
 
 
 def need_writable(path: Path | str) -> Path:

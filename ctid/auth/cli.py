@@ -14,7 +14,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert
@@ -22,11 +21,8 @@ from sqlalchemy import Engine, insert
 from ctid.auth.policy import USER_ROLES
 from ctid.auth.store import UserError, UserStore, create_schema
 from ctid.bus import AUTH
-from ctid.errors import ConfigError
+from ctid.cli import EXIT_INVALID, open_config_database
 from ctid.state.domain import AdminAction
-
-EXIT_INVALID = 1
-EXIT_FILE = 2
 
 
 def add_user_commands(sub: Any) -> None:
@@ -56,15 +52,9 @@ def add_user_commands(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace, run: Callable[[argparse.Namespace, UserStore], str]) -> int:
-    from ctid.config import load_config
-    from reports.log import open_engine
-
-    try:
-        config = load_config(Path(args.config))
-    except ConfigError as exc:
-        print("\n".join(exc.errors), file=sys.stderr)
-        return EXIT_FILE if any(": cannot read: " in line for line in exc.errors) else EXIT_INVALID
-    engine = open_engine(config.database)
+    engine = open_config_database(args.config)
+    if isinstance(engine, int):
+        return engine
     try:
         create_schema(engine)
         action = run(args, UserStore(engine, time.time))

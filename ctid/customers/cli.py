@@ -7,17 +7,14 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
+from ctid.cli import EXIT_INVALID, need_readable, open_config_database
 from ctid.customers.book import CustomerImportError, ImportResult, create_schema, import_csv
 from ctid.customers.imports import import_cases, import_quotes
-from ctid.errors import ConfigError
 
-EXIT_INVALID = 1
-EXIT_FILE = 2
 Importer = Callable[[Session, IO[str]], ImportResult]
 
 
@@ -44,17 +41,10 @@ def add_customer_commands(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace, importer: Importer) -> int:
-    from ctid.cli import need_readable
-    from ctid.config import load_config
-    from reports.log import open_engine
-
     path = need_readable(args.file)
-    try:
-        config = load_config(Path(args.config))
-    except ConfigError as exc:
-        print("\n".join(exc.errors), file=sys.stderr)
-        return EXIT_FILE if any(": cannot read: " in line for line in exc.errors) else EXIT_INVALID
-    engine = open_engine(config.database)
+    engine = open_config_database(args.config)
+    if isinstance(engine, int):
+        return engine
     try:
         create_schema(engine)
         with Session(engine) as session, open(path, newline="", encoding="utf-8-sig") as handle:
