@@ -9,7 +9,6 @@ meanwhile.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -22,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ctid.agents.book import SavedAgentState
 from ctid.agents.state import agent_state
-from ctid.db import Base
+from ctid.db import Base, BatchWriter
 from ctid.errors import CtidError
 
 log = structlog.get_logger("ctid.agents.store")
@@ -86,29 +85,23 @@ def _upsert(connection: Connection, rows: list[dict[str, Any]]) -> None:
     connection.execute(statement.on_conflict_do_update(index_elements=["agent_id"], set_=updates), rows)
 
 
-class AgentStateStore:
+class AgentStateStore(BatchWriter[dict[str, SavedAgentState]]):
     """Saves agents' states as they change and gives them back at the next start."""
+
+    name = "agent_states"
 
     def __init__(
         self, engine: Engine, *, flush_interval_s: float = 0.2, retry_interval_s: float = 1.0
     ) -> None:
-        self.engine = engine
-        self.flush_interval_s = flush_interval_s
-        self.retry_interval_s = retry_interval_s
+        super().__init__(engine, flush_interval_s=flush_interval_s, retry_interval_s=retry_interval_s)
         self._pending: dict[str, SavedAgentState] = {}
         self._table_ready = False
         self._table_lock = threading.Lock()  # load and a write may both be first to create the table
-        self._in_flight = 0
-        self._failing = False
-        self._retry_at = 0.0
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-        self._lock = asyncio.Lock()  # one write at a time, so an older state never lands after a newer one
 
     @property
     def pending(self) -> int:
         """Agents whose newest state is not in the database yet."""
-        return len(self._pending) + self._in_flight
+        return len(self._pending) + (len(self._in_flight) if self._in_flight is not None else 0)
 
     def save(self, states: Iterable[SavedAgentState]) -> None:
         """Keep the newest state of each agent for the writer: no I/O, so nothing waits for the database."""
@@ -123,54 +116,15 @@ class AgentStateStore:
             log.warning("agent_states_unreadable", error=type(exc).__name__)
             return None
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="agent-states")
-
-    async def flush(self) -> bool:
-        """Write what is pending now; False if the database refused (it stays pending)."""
-        async with self._lock:
-            return await self._flush()
-
-    async def _flush(self) -> bool:
+    def _take(self) -> dict[str, SavedAgentState] | None:
         if not self._pending:
-            return True
+            return None
         batch, self._pending = self._pending, {}
-        self._in_flight = len(batch)
-        try:
-            await asyncio.to_thread(self._write, list(batch.values()))
-        except SQLAlchemyError as exc:
-            for agent_id, state in batch.items():
-                self._pending.setdefault(agent_id, state)  # a newer state saved meanwhile wins
-            if not self._failing:
-                log.warning("agent_states_save_failed", error=type(exc).__name__, agents=len(self._pending))
-            self._failing = True
-            self._retry_at = asyncio.get_running_loop().time() + self.retry_interval_s
-            return False
-        finally:
-            self._in_flight = 0
-        if self._failing:
-            log.info("agent_states_saved_again", agents=len(batch))
-            self._failing = False
-        return True
+        return batch
 
-    async def close(self) -> None:
-        """Stop the writer after a last attempt to write what is pending."""
-        if self._task is not None:
-            self._stop.set()  # not cancelled: a write under way finishes first
-            await self._task
-            self._task = None
-        await self.flush()
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.flush_interval_s)
-            if self._pending and loop.time() >= self._retry_at:
-                try:
-                    await self.flush()
-                except Exception:  # a bug in one write must not stop saving for the rest of the run
-                    log.exception("agent_states_writer_failed")
+    def _give_back(self, batch: dict[str, SavedAgentState]) -> None:
+        for agent_id, state in batch.items():
+            self._pending.setdefault(agent_id, state)  # a newer state saved meanwhile wins
 
     # ---- worker-thread side ---------------------------------------------------------------------------
 
@@ -192,7 +146,7 @@ class AgentStateStore:
                     out[state.agent_id] = state
         return out
 
-    def _write(self, states: list[SavedAgentState]) -> None:
+    def _write(self, batch: dict[str, SavedAgentState]) -> None:
         self._ensure_table()
         with self.engine.begin() as connection:
-            _upsert(connection, [state_row(s) for s in states])
+            _upsert(connection, [state_row(s) for s in batch.values()])

@@ -8,22 +8,17 @@ with no agent) are ready when it ends. The folder also answers which agents are 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
 from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from ctid.customers.tables import CallDisposition, CustomerCall
+from ctid.db import BatchWriter
 from ctid.dialplan import CUSTOMER_VAR
 from ctid.state import domain as d
-
-log = structlog.get_logger("ctid.customers.calls")
 
 RECENT_CALLS = 10_000  # ended calls remembered for their dispositions (a wrap-up comes after the end)
 
@@ -145,78 +140,34 @@ class CallFolder:
         return agent in agents, customer
 
 
-class CustomerCallWriter:
+class CustomerCallWriter(BatchWriter[list[CallRow]]):
     """Writes `customer_calls` rows in batches in a worker thread; rows wait in memory while the database
     refuses them and go at the next attempt, in order. Each row takes its disposition from
     `call_disposition` when the agent chose one before the row was written."""
 
+    name = "customer_calls"
+
     def __init__(
         self, engine: Engine, *, flush_interval_s: float = 0.5, retry_interval_s: float = 2.0
     ) -> None:
-        self.engine = engine
-        self.flush_interval_s = flush_interval_s
-        self.retry_interval_s = retry_interval_s
+        super().__init__(engine, flush_interval_s=flush_interval_s, retry_interval_s=retry_interval_s)
         self.pending: list[CallRow] = []
-        self._in_flight: list[CallRow] = []
-        self._failing = False
-        self._retry_at = 0.0
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-        self._lock = asyncio.Lock()
 
     def add(self, rows: Iterable[CallRow]) -> None:
         self.pending.extend(rows)
 
     def unwritten(self) -> list[CallRow]:
         """The rows not in the database yet (those being written included)."""
-        return [*self._in_flight, *self.pending]
+        return [*(self._in_flight or ()), *self.pending]
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="customer-calls")
+    def _take(self) -> list[CallRow] | None:
+        if not self.pending:
+            return None
+        batch, self.pending = self.pending, []
+        return batch
 
-    async def flush(self) -> bool:
-        """Write what is pending now; False if the database refused (the rows stay pending)."""
-        async with self._lock:
-            if not self.pending:
-                return True
-            batch, self.pending = self.pending, []
-            self._in_flight = batch
-            try:
-                await asyncio.to_thread(self._write, batch)
-            except SQLAlchemyError as exc:
-                self.pending[:0] = batch
-                if not self._failing:
-                    log.warning(
-                        "customer_calls_save_failed", error=type(exc).__name__, rows=len(self.pending)
-                    )
-                self._failing = True
-                self._retry_at = asyncio.get_running_loop().time() + self.retry_interval_s
-                return False
-            finally:
-                self._in_flight = []
-            if self._failing:
-                log.info("customer_calls_saved_again", rows=len(batch))
-                self._failing = False
-            return True
-
-    async def close(self) -> None:
-        """Stop the writer after a last attempt to write what is pending."""
-        if self._task is not None:
-            self._stop.set()
-            await self._task
-            self._task = None
-        await self.flush()
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.flush_interval_s)
-            if self.pending and loop.time() >= self._retry_at:
-                try:
-                    await self.flush()
-                except Exception:  # a bug in one write must not stop saving for the rest of the run
-                    log.exception("customer_calls_writer_failed")
+    def _give_back(self, batch: list[CallRow]) -> None:
+        self.pending[:0] = batch  # before what came meanwhile: the rows go in order
 
     def _write(self, rows: list[CallRow]) -> None:
         with self.engine.begin() as connection:
