@@ -24,9 +24,12 @@ ROUTING = "routing"
 WALLBOARD = "wallboard"  # and the wallboard's (a supervisor's worklist marks)
 AUTH = "auth"  # and the auth component's (logins, failed logins, admin actions)
 CUSTOMERS = "customers"  # and the customer book's (notes, quotes, cases, lifecycle, dispositions)
-COMPONENT_ORIGINS = frozenset(
-    {AGENTS, ROUTING, WALLBOARD, AUTH, CUSTOMERS}
-)  # origins that are not Asterisk servers
+COMPONENT_ORIGINS = frozenset({AGENTS, ROUTING, WALLBOARD, AUTH, CUSTOMERS})  # not Asterisk servers
+
+
+def from_server(origin: str) -> bool:
+    """Whether events of this origin come from an Asterisk server (and so say where a call is)."""
+    return bool(origin) and origin not in COMPONENT_ORIGINS
 
 
 class EventBus:

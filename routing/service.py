@@ -24,7 +24,7 @@ from ctid.agents import (
     AgentState,
     AgentStateError,
 )
-from ctid.bus import COMPONENT_ORIGINS
+from ctid.bus import from_server
 from ctid.clock import Clock
 from ctid.commands import Command, MoveToQueue, OfferCall, SendTo, SetVariable
 from ctid.component import Ticker
@@ -149,7 +149,7 @@ class RoutingService:
 
     def on_event(self, server: str, event: d.DomainEvent) -> None:
         # only an Asterisk server's events say where a call is; a component's (our own agent states) do not
-        if event.linkedid and server and server not in COMPONENT_ORIGINS:
+        if event.linkedid and from_server(server):
             if isinstance(event, d.CallEnded):
                 self.server_of.pop(event.linkedid, None)
             else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from ctid.bus import COMPONENT_ORIGINS, CUSTOMERS, Subscriber
+from ctid.bus import CUSTOMERS, Subscriber, from_server
 from ctid.component import Component, Context, Route
 from ctid.customers.book import caller_lookup, create_schema
 from ctid.customers.calls import CallFolder, CustomerCallWriter
@@ -54,7 +54,7 @@ class CustomersComponent(Component):
         return (self._on_event,)
 
     def _on_event(self, origin: str, event: DomainEvent) -> None:
-        if origin not in COMPONENT_ORIGINS:
+        if from_server(origin):
             rows = self.folder.apply(origin, event)
             if rows:
                 self.writer.add(rows)
